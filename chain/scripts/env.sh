@@ -1,0 +1,9 @@
+# Sourced by the chain scripts: one toolchain (Debian's rustc-web 1.96, which has the std sources the
+# wasm target needs) for native and wasm, and one build cache outside the clone.
+export PATH="/usr/bin:$PATH"
+export CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc
+export GRIDLEASE_CACHE="${GRIDLEASE_CACHE:-$HOME/.cache/gridlease}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$GRIDLEASE_CACHE/cargo-target}"
+# Rust >= 1.96 no longer passes --allow-undefined to wasm-ld; runtime host functions are imports.
+export WASM_BUILD_RUSTFLAGS="${WASM_BUILD_RUSTFLAGS:--C link-arg=--allow-undefined}"
+export CARGO_TERM_COLOR=never

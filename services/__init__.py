@@ -1,0 +1,1 @@
+"""Gridlease off-chain services: seed, GPU node, customer API, and the code they share."""

@@ -1,0 +1,1 @@
+"""Gridlease customer api service."""

@@ -1,0 +1,1 @@
+"""Gridlease GPU node: hardware inventory, workload runtimes and metrics of one provider machine."""

@@ -1,0 +1,185 @@
+"""SIMULATED GPUs for machines without an NVIDIA driver, chosen explicitly (`--simulate-gpus`).
+
+Our C stand-in for libnvidia-ml.so.1 (nvml_sim/libnvidia-ml-sim.c) is compiled with the system
+`cc` into a cache outside the clone and loaded by full path before nvmlInit. Its soname is
+libnvidia-ml.so.1, and the dynamic loader answers a later dlopen of that soname (pynvml's
+`CDLL("libnvidia-ml.so.1")`) with the library already loaded, so the unmodified bindings run
+against it. A child process gets the same by LD_LIBRARY_PATH=`library.parent`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+
+from services.gpu_node.hardware.errors import SimulationError
+
+__all__ = [
+    "PROFILES",
+    "SimSpec",
+    "SimVariant",
+    "build_sim_library",
+    "enable_simulation",
+    "sim_cache_dir",
+    "simulation_env",
+]
+
+# Must match PROFILES in libnvidia-ml-sim.c.
+PROFILES = ("h100", "a100", "l40s", "t4", "rtx4090")
+UNSUPPORTABLE_FIELDS = (
+    "utilization",
+    "temperature",
+    "power",
+    "power_limit",
+    "mig",
+    "compute_capability",
+)
+_PART = re.compile(r"^([a-z0-9]+):([1-9][0-9]*)$")
+MAX_SIM_GPUS = 64
+
+
+class SimVariant(Enum):
+    """Builds of the stand-in; each lives in its own cache directory."""
+
+    FULL = ()
+    # Lacks nvmlDeviceGetMigMode, like a driver too old for the bindings.
+    NO_MIG_MODE = ("-DSIM_OMIT_MIG_MODE",)
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """Which GPUs to simulate, e.g. `SimSpec.parse("h100:8")` or `"a100:2,t4:1"`."""
+
+    groups: tuple[tuple[str, int], ...]
+    seed: str = ""
+    unsupported: tuple[str, ...] = ()
+    utilization_pct: int = 0
+
+    @classmethod
+    def parse(
+        cls,
+        text: str,
+        *,
+        seed: str = "",
+        unsupported: Iterable[str] = (),
+        utilization_pct: int = 0,
+    ) -> SimSpec:
+        groups: list[tuple[str, int]] = []
+        for part in text.split(","):
+            match = _PART.match(part.strip().lower())
+            if not match or match.group(1) not in PROFILES:
+                raise SimulationError(
+                    f"bad simulated GPU spec {part!r}: expected PROFILE:COUNT with PROFILE one "
+                    f"of {', '.join(PROFILES)} (e.g. h100:8)"
+                )
+            groups.append((match.group(1), int(match.group(2))))
+        if sum(n for _, n in groups) > MAX_SIM_GPUS:
+            raise SimulationError(f"at most {MAX_SIM_GPUS} simulated GPUs")
+        fields = tuple(unsupported)
+        for field in fields:
+            if field not in UNSUPPORTABLE_FIELDS:
+                raise SimulationError(f"unknown field {field!r} for GRIDLEASE_SIM_UNSUPPORTED")
+        if not 0 <= utilization_pct <= 100:
+            raise SimulationError("simulated utilisation must be 0..100")
+        return cls(tuple(groups), seed, fields, utilization_pct)
+
+    def text(self) -> str:
+        return ",".join(f"{profile}:{count}" for profile, count in self.groups)
+
+
+def sim_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gridlease" / "nvml-sim"
+
+
+def _source() -> bytes:
+    return (resources.files("services.gpu_node") / "nvml_sim" / "libnvidia-ml-sim.c").read_bytes()
+
+
+def build_sim_library(variant: SimVariant = SimVariant.FULL) -> Path:
+    """Compile the stand-in (once per source and variant) and return its path."""
+    source = _source()
+    flags = list(variant.value)
+    key = hashlib.sha256(source + "\0".join(flags).encode()).hexdigest()[:16]
+    out_dir = sim_cache_dir() / f"{variant.name.lower()}-{key}"
+    library = out_dir / "libnvidia-ml.so.1"
+    if library.exists():
+        return library
+    compiler = shutil.which("cc")
+    if compiler is None:
+        raise SimulationError("simulated GPUs need a C compiler: apt-get install -y gcc")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / "libnvidia-ml-sim.c"
+    src.write_bytes(source)
+    partial = out_dir / "libnvidia-ml.so.1.partial"
+    proc = subprocess.run(
+        [
+            compiler,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-fvisibility=hidden",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Wl,-soname,libnvidia-ml.so.1",
+            *flags,
+            "-o",
+            str(partial),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SimulationError(f"compiling the simulated NVML failed: {proc.stderr.strip()}")
+    # Rename last, so a concurrent or interrupted build never leaves a half-written library.
+    partial.replace(library)
+    return library
+
+
+def simulation_env(spec: SimSpec) -> dict[str, str]:
+    """The environment the stand-in reads at nvmlInit."""
+    return {
+        "GRIDLEASE_SIM_GPUS": spec.text(),
+        "GRIDLEASE_SIM_SEED": spec.seed,
+        "GRIDLEASE_SIM_UNSUPPORTED": ",".join(spec.unsupported),
+        "GRIDLEASE_SIM_UTILIZATION": str(spec.utilization_pct),
+    }
+
+
+def enable_simulation(spec: SimSpec, variant: SimVariant = SimVariant.FULL) -> Path:
+    """Make this process's NVML the simulated one, configured by `spec`.
+
+    Must run before any nvmlInit; a process that already loaded the real library keeps it
+    (the loader would hand that one to pynvml), so that case is refused.
+    """
+    library = build_sim_library(variant)
+    # os.environ writes through to the C environment, where the stand-in's getenv reads it.
+    os.environ.update(simulation_env(spec))
+    ctypes.CDLL(str(library))  # stays mapped for the life of the process
+    resolved = ctypes.CDLL("libnvidia-ml.so.1")
+    if not hasattr(resolved, "gridlease_nvml_sim"):
+        raise SimulationError(
+            "this process already loaded NVIDIA's libnvidia-ml.so.1; simulation must be "
+            "enabled before the first NVML call"
+        )
+    marker = resolved.gridlease_nvml_sim
+    marker.restype = ctypes.c_char_p
+    loaded_variant = marker().decode()
+    if loaded_variant != variant.name.lower():
+        raise SimulationError(
+            f"this process already loaded the {loaded_variant!r} build of the simulated NVML; "
+            f"the {variant.name.lower()!r} build needs a new process"
+        )
+    return library

@@ -1,0 +1,117 @@
+"""Prometheus metrics of the node's GPUs, under dcgm-exporter's names and labels.
+
+Dashboards and alerts written for NVIDIA's dcgm-exporter work unchanged on a Gridlease node, and
+`gridlease_gpu_lease` adds which lease holds each GPU. The collector reads NVML at scrape time,
+so the numbers are as fresh as the scrape and nothing runs between scrapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.gpu_node.hardware.errors import NvmlError
+from services.gpu_node.hardware.model import GpuDevice, Inventory
+from services.gpu_node.runtime.base import WorkloadStatus
+
+__all__ = ["DCGM_LABELS", "GpuCollector", "leases_by_gpu"]
+
+log = logging.getLogger(__name__)
+
+# dcgm-exporter's label names, spelling included (`UUID`, `modelName`, `Hostname`).
+DCGM_LABELS = ("gpu", "UUID", "device", "modelName", "pci_bus_id", "Hostname")
+MIB = 1024 * 1024
+
+
+class GpuCollector(Collector):
+    """Collects GPU readings from `read_inventory` and lease holders from `gpu_leases`.
+
+    `gpu_leases` maps GPU UUID to the id of the lease holding it (the runtime's view).
+    """
+
+    def __init__(
+        self,
+        read_inventory: Callable[[], Inventory],
+        gpu_leases: Callable[[], Mapping[str, int]],
+        hostname: str | None = None,
+    ) -> None:
+        self._read_inventory = read_inventory
+        self._gpu_leases = gpu_leases
+        self._hostname = hostname or socket.gethostname()
+
+    def _labels(self, gpu: GpuDevice) -> list[str]:
+        return [
+            str(gpu.index),
+            gpu.uuid,
+            f"nvidia{gpu.index}",
+            gpu.name,
+            gpu.pci_bus_id,
+            self._hostname,
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "gridlease_gpu_inventory_up", "1 if NVML answered at this scrape, else 0."
+        )
+        try:
+            inventory = self._read_inventory()
+        except NvmlError as exc:
+            # A failed read is itself a reading: report it and let alerts fire, not a scrape error.
+            log.warning("GPU metrics: NVML read failed: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+
+        families = {
+            "util": GaugeMetricFamily(
+                "DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", labels=DCGM_LABELS
+            ),
+            "fb_used": GaugeMetricFamily(
+                "DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", labels=DCGM_LABELS
+            ),
+            "fb_free": GaugeMetricFamily(
+                "DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", labels=DCGM_LABELS
+            ),
+            "temp": GaugeMetricFamily(
+                "DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", labels=DCGM_LABELS
+            ),
+            "power": GaugeMetricFamily(
+                "DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", labels=DCGM_LABELS
+            ),
+        }
+        lease = GaugeMetricFamily(
+            "gridlease_gpu_lease",
+            "1 with lease_id set while a lease holds the GPU; 0 with lease_id empty when free.",
+            labels=[*DCGM_LABELS, "lease_id"],
+        )
+        holders = self._gpu_leases()
+        for gpu in inventory.gpus:
+            labels = self._labels(gpu)
+            # A field NVML does not support on this GPU is left out, as dcgm-exporter does.
+            if gpu.utilization_pct is not None:
+                families["util"].add_metric(labels, gpu.utilization_pct)
+            if gpu.memory_used_bytes is not None:
+                families["fb_used"].add_metric(labels, gpu.memory_used_bytes // MIB)
+                free = gpu.memory_total_bytes - gpu.memory_used_bytes
+                families["fb_free"].add_metric(labels, free // MIB)
+            if gpu.temperature_c is not None:
+                families["temp"].add_metric(labels, gpu.temperature_c)
+            if gpu.power_w is not None:
+                families["power"].add_metric(labels, gpu.power_w)
+            holder = holders.get(gpu.uuid)
+            lease.add_metric(
+                [*labels, "" if holder is None else str(holder)], 0 if holder is None else 1
+            )
+        yield from families.values()
+        yield lease
+
+
+def leases_by_gpu(workloads: Iterable[WorkloadStatus]) -> dict[str, int]:
+    """GPU UUID -> lease id, from what the runtime reports running (input for gpu_leases)."""
+    return {uuid: w.lease_id for w in workloads for uuid in w.gpu_uuids}

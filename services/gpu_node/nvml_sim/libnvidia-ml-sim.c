@@ -1,0 +1,397 @@
+/*
+ * SIMULATED NVML: a stand-in for NVIDIA's libnvidia-ml.so.1 for machines without a GPU.
+ *
+ * It implements only the NVML calls the Gridlease inventory makes, with the same C signatures,
+ * so the real nvidia-ml-py bindings run unchanged against it. Written for Gridlease from the
+ * public NVML API reference; it shares no code with NVIDIA's library.
+ *
+ * Configuration, read at every nvmlInit:
+ *   GRIDLEASE_SIM_GPUS         "h100:8" or "a100:2,t4:1" (profiles: h100 a100 l40s t4 rtx4090)
+ *   GRIDLEASE_SIM_SEED         any string; changes the UUIDs (two simulated machines on one host)
+ *   GRIDLEASE_SIM_UNSUPPORTED  comma list of fields answering NVML_ERROR_NOT_SUPPORTED:
+ *                              utilization, temperature, power, power_limit, mig, compute_capability
+ *   GRIDLEASE_SIM_UTILIZATION  GPU utilisation in percent reported by every device (default 0)
+ *
+ * Build flags: -DSIM_OMIT_MIG_MODE leaves nvmlDeviceGetMigMode out, so a test can see how the
+ * inventory meets a driver that lacks a function.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int nvmlReturn_t;
+enum {
+    NVML_SUCCESS = 0,
+    NVML_ERROR_UNINITIALIZED = 1,
+    NVML_ERROR_INVALID_ARGUMENT = 2,
+    NVML_ERROR_NOT_SUPPORTED = 3,
+    NVML_ERROR_INSUFFICIENT_SIZE = 7,
+    NVML_ERROR_UNKNOWN = 999,
+};
+
+#define MAX_DEVICES 64
+#define EXPORT __attribute__((visibility("default")))
+
+typedef struct {
+    char busIdLegacy[16];
+    unsigned int domain;
+    unsigned int bus;
+    unsigned int device;
+    unsigned int pciDeviceId;
+    unsigned int pciSubSystemId;
+    char busId[32];
+} nvmlPciInfo_t;
+
+typedef struct {
+    unsigned long long total, free, used;
+} nvmlMemory_t;
+
+typedef struct {
+    unsigned int version;
+    unsigned long long total, reserved, free, used;
+} nvmlMemory_v2_t;
+
+typedef struct {
+    unsigned int gpu, memory;
+} nvmlUtilization_t;
+
+typedef struct {
+    const char *key;
+    const char *name;
+    unsigned long long memory_bytes;
+    unsigned long long reserved_bytes; /* what the driver keeps for itself, counted as used */
+    int cc_major, cc_minor;
+    unsigned int power_limit_mw;
+    unsigned int idle_power_mw;
+    unsigned int pci_device_id;
+    unsigned int pci_subsystem_id;
+    int mig_capable;
+} profile_t;
+
+/* Names, memory sizes and ids as NVML reports them on these boards. */
+static const profile_t PROFILES[] = {
+    {"h100", "NVIDIA H100 80GB HBM3", 85520809984ULL, 566231040ULL, 9, 0, 700000, 72000,
+     0x233010DE, 0x16C110DE, 1},
+    {"a100", "NVIDIA A100-SXM4-80GB", 85899345920ULL, 444596224ULL, 8, 0, 400000, 61000,
+     0x20B210DE, 0x147F10DE, 1},
+    {"l40s", "NVIDIA L40S", 48305799168ULL, 553648128ULL, 8, 9, 350000, 36000, 0x26B910DE,
+     0x185110DE, 0},
+    {"t4", "Tesla T4", 16106127360ULL, 264241152ULL, 7, 5, 70000, 9000, 0x1EB810DE, 0x12A210DE,
+     0},
+    {"rtx4090", "NVIDIA GeForce RTX 4090", 25757220864ULL, 413138944ULL, 8, 9, 450000, 21000,
+     0x268410DE, 0x889C1043, 0},
+};
+
+typedef struct {
+    const profile_t *profile;
+    unsigned int index;
+    char uuid[48];
+} sim_device_t;
+
+static sim_device_t devices[MAX_DEVICES];
+static unsigned int device_count;
+static int init_refcount;
+static unsigned int utilization_pct;
+static char unsupported[256];
+
+static const profile_t *find_profile(const char *key, size_t len) {
+    for (size_t i = 0; i < sizeof(PROFILES) / sizeof(PROFILES[0]); i++) {
+        if (strlen(PROFILES[i].key) == len && strncmp(PROFILES[i].key, key, len) == 0)
+            return &PROFILES[i];
+    }
+    return NULL;
+}
+
+/* FNV-1a: a fixed hash so the same configuration always yields the same UUIDs. */
+static unsigned long long fnv1a(const char *s, unsigned long long h) {
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* splitmix64 finaliser: spreads FNV's output so neighbouring indexes give unrelated UUIDs. */
+static unsigned long long mix(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void make_uuid(sim_device_t *d, const char *seed) {
+    char material[160];
+    snprintf(material, sizeof material, "gridlease-sim|%s|%s|%u", seed, d->profile->key,
+             d->index);
+    unsigned long long hi = mix(fnv1a(material, 14695981039346656037ULL));
+    unsigned long long lo = mix(hi ^ 0x9E3779B97F4A7C15ULL);
+    snprintf(d->uuid, sizeof d->uuid, "GPU-%08llx-%04llx-%04llx-%04llx-%012llx",
+             hi >> 32, (hi >> 16) & 0xFFFF, hi & 0xFFFF, lo >> 48, lo & 0xFFFFFFFFFFFFULL);
+}
+
+static int is_unsupported(const char *field) {
+    size_t n = strlen(field);
+    const char *p = unsupported;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, field, n) == 0)
+            return 1;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* Parses GRIDLEASE_SIM_GPUS ("h100:8,t4:1"); any malformed part fails the whole init. */
+static nvmlReturn_t configure(void) {
+    const char *spec = getenv("GRIDLEASE_SIM_GPUS");
+    const char *seed = getenv("GRIDLEASE_SIM_SEED");
+    const char *unsup = getenv("GRIDLEASE_SIM_UNSUPPORTED");
+    const char *util = getenv("GRIDLEASE_SIM_UTILIZATION");
+    if (!spec || !*spec)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    snprintf(unsupported, sizeof unsupported, "%s", unsup ? unsup : "");
+    utilization_pct = util ? (unsigned int)strtoul(util, NULL, 10) : 0;
+    if (utilization_pct > 100)
+        return NVML_ERROR_INVALID_ARGUMENT;
+
+    device_count = 0;
+    const char *p = spec;
+    while (*p) {
+        const char *colon = strchr(p, ':');
+        if (!colon)
+            return NVML_ERROR_INVALID_ARGUMENT;
+        const profile_t *profile = find_profile(p, (size_t)(colon - p));
+        char *end;
+        unsigned long n = strtoul(colon + 1, &end, 10);
+        if (!profile || end == colon + 1 || n == 0 || device_count + n > MAX_DEVICES)
+            return NVML_ERROR_INVALID_ARGUMENT;
+        for (unsigned long i = 0; i < n; i++) {
+            sim_device_t *d = &devices[device_count];
+            d->profile = profile;
+            d->index = device_count;
+            make_uuid(d, seed ? seed : "");
+            device_count++;
+        }
+        if (*end == ',')
+            end++;
+        else if (*end != '\0')
+            return NVML_ERROR_INVALID_ARGUMENT;
+        p = end;
+    }
+    return NVML_SUCCESS;
+}
+
+/* A handle is a pointer into `devices`; checked so a stale or foreign handle cannot crash us. */
+static sim_device_t *device_of(void *handle) {
+    sim_device_t *d = (sim_device_t *)handle;
+    if (!init_refcount || d < devices || d >= devices + device_count)
+        return NULL;
+    return d;
+}
+
+static nvmlReturn_t copy_string(char *dst, unsigned int size, const char *src) {
+    if (!dst)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (strlen(src) + 1 > size)
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    memcpy(dst, src, strlen(src) + 1);
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
+    (void)flags;
+    nvmlReturn_t ret = configure();
+    if (ret == NVML_SUCCESS)
+        init_refcount++;
+    return ret;
+}
+
+EXPORT nvmlReturn_t nvmlInit_v2(void) { return nvmlInitWithFlags(0); }
+
+EXPORT nvmlReturn_t nvmlShutdown(void) {
+    if (!init_refcount)
+        return NVML_ERROR_UNINITIALIZED;
+    init_refcount--;
+    return NVML_SUCCESS;
+}
+
+EXPORT const char *nvmlErrorString(nvmlReturn_t result) {
+    switch (result) {
+    case NVML_SUCCESS: return "Success";
+    case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
+    case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
+    case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
+    case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
+    default: return "Unknown Error";
+    }
+}
+
+EXPORT nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+    if (!init_refcount)
+        return NVML_ERROR_UNINITIALIZED;
+    return copy_string(version, length, "550.54.15");
+}
+
+EXPORT nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *version) {
+    if (!init_refcount)
+        return NVML_ERROR_UNINITIALIZED;
+    if (!version)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *version = 12040;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *version) {
+    return nvmlSystemGetCudaDriverVersion(version);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
+    if (!init_refcount)
+        return NVML_ERROR_UNINITIALIZED;
+    if (!count)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *count = device_count;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, void **device) {
+    if (!init_refcount)
+        return NVML_ERROR_UNINITIALIZED;
+    if (!device || index >= device_count)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *device = &devices[index];
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetName(void *handle, char *name, unsigned int length) {
+    sim_device_t *d = device_of(handle);
+    if (!d)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    return copy_string(name, length, d->profile->name);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetUUID(void *handle, char *uuid, unsigned int length) {
+    sim_device_t *d = device_of(handle);
+    if (!d)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    return copy_string(uuid, length, d->uuid);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(void *handle, nvmlPciInfo_t *pci) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !pci)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    memset(pci, 0, sizeof *pci);
+    /* Spread boards over buses the way multi-socket servers place them. */
+    pci->bus = 0x18 + d->index * 0x10;
+    pci->pciDeviceId = d->profile->pci_device_id;
+    pci->pciSubSystemId = d->profile->pci_subsystem_id;
+    snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "0000:%02X:00.0", pci->bus);
+    snprintf(pci->busId, sizeof pci->busId, "00000000:%02X:00.0", pci->bus);
+    return NVML_SUCCESS;
+}
+
+static unsigned long long used_bytes(const sim_device_t *d) {
+    /* Utilisation also fills memory, so a busy simulated GPU looks busy on both dashboards. */
+    unsigned long long usable = d->profile->memory_bytes - d->profile->reserved_bytes;
+    return d->profile->reserved_bytes + usable / 100 * utilization_pct;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(void *handle, nvmlMemory_t *memory) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !memory)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    memory->total = d->profile->memory_bytes;
+    memory->used = used_bytes(d);
+    memory->free = memory->total - memory->used;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *handle, nvmlMemory_v2_t *memory) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !memory)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    memory->total = d->profile->memory_bytes;
+    memory->reserved = d->profile->reserved_bytes;
+    memory->used = used_bytes(d) - d->profile->reserved_bytes;
+    memory->free = memory->total - memory->reserved - memory->used;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCudaComputeCapability(void *handle, int *major, int *minor) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !major || !minor)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (is_unsupported("compute_capability"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    *major = d->profile->cc_major;
+    *minor = d->profile->cc_minor;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(void *handle, nvmlUtilization_t *util) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !util)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (is_unsupported("utilization"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    util->gpu = utilization_pct;
+    util->memory = utilization_pct / 2;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTemperature(void *handle, int sensor, unsigned int *temp) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !temp || sensor != 0)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (is_unsupported("temperature"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    *temp = 30 + d->index + utilization_pct / 2;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(void *handle, unsigned int *power_mw) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !power_mw)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (is_unsupported("power"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    unsigned int span = d->profile->power_limit_mw - d->profile->idle_power_mw;
+    *power_mw = d->profile->idle_power_mw + span / 100 * utilization_pct;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *handle, unsigned int *limit_mw) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !limit_mw)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (is_unsupported("power_limit"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    *limit_mw = d->profile->power_limit_mw;
+    return NVML_SUCCESS;
+}
+
+#ifndef SIM_OMIT_MIG_MODE
+EXPORT nvmlReturn_t nvmlDeviceGetMigMode(void *handle, unsigned int *current,
+                                         unsigned int *pending) {
+    sim_device_t *d = device_of(handle);
+    if (!d || !current || !pending)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!d->profile->mig_capable || is_unsupported("mig"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    *current = 0;
+    *pending = 0;
+    return NVML_SUCCESS;
+}
+#endif
+
+#ifdef SIM_OMIT_MIG_MODE
+#define SIM_VARIANT "no_mig_mode"
+#else
+#define SIM_VARIANT "full"
+#endif
+
+/* Not part of NVML: tells the agent this is the stand-in, and which build of it. */
+EXPORT const char *gridlease_nvml_sim(void) { return SIM_VARIANT; }

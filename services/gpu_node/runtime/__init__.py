@@ -1,0 +1,1 @@
+"""Workload runtimes: the interface and its Podman and Kubernetes backends."""

@@ -1,0 +1,202 @@
+"""Kubernetes builders, without a cluster: the isolation each object promises."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiClient
+
+from services.gpu_node import labels
+from services.gpu_node.runtime.kubernetes.builders import (
+    BuildConfig,
+    build_deployment,
+    build_namespace,
+    build_network_policy,
+    build_resource_quota,
+    build_service,
+    build_ssh_secret,
+    namespace_name,
+)
+from services.gpu_node.runtime.kubernetes.builders.common import cpu_quantity, memory_quantity
+
+from .utils import SAMPLE_SSH_KEY, make_workload
+
+CONFIG = BuildConfig()
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    value: dict[str, Any] = ApiClient().sanitize_for_serialization(obj)
+    return value
+
+
+def pod_spec(**overrides: Any) -> dict[str, Any]:
+    deployment = as_dict(build_deployment(make_workload(**overrides), CONFIG))
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return spec
+
+
+def test_build_namespace_named_and_labelled_from_lease() -> None:
+    ns = as_dict(build_namespace(make_workload(lease_id=18446744073709551615), CONFIG))
+    assert ns["metadata"]["name"] == "gridlease-lease-18446744073709551615"
+    assert len(ns["metadata"]["name"]) <= 63
+    assert ns["metadata"]["labels"][labels.LEASE_ID] == "18446744073709551615"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_build_namespace_pod_security_level_configurable() -> None:
+    ns = as_dict(build_namespace(make_workload(), BuildConfig(pod_security_level="restricted")))
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_every_object_carries_lease_labels_in_lease_namespace() -> None:
+    w = make_workload(lease_id=7)
+    objects = [
+        build_ssh_secret(w),
+        build_deployment(w, CONFIG),
+        build_service(w),
+        build_network_policy(w),
+        build_resource_quota(w, CONFIG),
+    ]
+    for obj in objects:
+        meta = as_dict(obj)["metadata"]
+        assert meta["namespace"] == namespace_name(7)
+        assert meta["labels"] == labels.lease_labels(7)
+        assert all(key.startswith(labels.PREFIX) for key in meta["labels"])
+
+
+def test_build_deployment_gpu_cpu_memory_limits() -> None:
+    container = pod_spec()["containers"][0]
+    resources = container["resources"]
+    assert resources["limits"] == {"cpu": "1500m", "memory": "2Gi", "nvidia.com/gpu": "2"}
+    assert resources["requests"] == resources["limits"]
+
+
+def test_build_deployment_without_gpus_asks_for_none() -> None:
+    container = pod_spec(gpu_indices=(), gpu_uuids=())["containers"][0]
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+
+
+def test_build_deployment_pod_is_locked_down() -> None:
+    spec = pod_spec()
+    assert spec["runtimeClassName"] == "nvidia"
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert spec["hostNetwork"] is False
+    assert spec["hostPID"] is False
+    assert spec["hostIPC"] is False
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert all("hostPath" not in volume for volume in spec["volumes"])
+    sc = spec["containers"][0]["securityContext"]
+    assert sc["privileged"] is False
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SYS_CHROOT"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_build_deployment_capabilities_within_baseline() -> None:
+    # Pod Security "baseline" allows adding only these (Kubernetes docs, Pod Security Standards).
+    baseline = {
+        "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+        "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+    }  # fmt: skip
+    added = pod_spec()["containers"][0]["securityContext"]["capabilities"]["add"]
+    assert set(added) <= baseline
+
+
+def test_build_deployment_runtime_class_configurable() -> None:
+    w = make_workload()
+    spec = as_dict(build_deployment(w, BuildConfig(runtime_class_name=None)))
+    assert "runtimeClassName" not in spec["spec"]["template"]["spec"]
+
+
+def test_build_deployment_recreate_single_replica_selects_lease() -> None:
+    spec = as_dict(build_deployment(make_workload(lease_id=9), CONFIG))["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["selector"]["matchLabels"] == labels.lease_labels(9)
+    assert spec["template"]["metadata"]["labels"] == labels.lease_labels(9)
+
+
+def test_build_deployment_mounts_ssh_secret_read_only() -> None:
+    spec = pod_spec()
+    container = spec["containers"][0]
+    assert container["volumeMounts"] == [
+        {"mountPath": "/etc/gridlease/ssh", "name": "ssh-key", "readOnly": True}
+    ]
+    volume = spec["volumes"][0]
+    assert volume["secret"] == {"secretName": "ssh-authorized-key", "defaultMode": 0o400}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["GRIDLEASE_SSH_AUTHORIZED_KEY_FILE"] == "/etc/gridlease/ssh/authorized_key"
+    assert env["MODEL"] == "llama"
+    assert container["args"] == ["sleep", "infinity"]
+
+
+def test_build_ssh_secret_holds_key() -> None:
+    secret = as_dict(build_ssh_secret(make_workload()))
+    key = base64.b64decode(secret["data"]["authorized_key"]).decode()
+    assert key == SAMPLE_SSH_KEY + "\n"
+
+
+def test_build_service_node_port_for_ssh_and_exposed_ports() -> None:
+    spec = as_dict(build_service(make_workload(lease_id=3)))["spec"]
+    assert spec["type"] == "NodePort"
+    assert spec["selector"] == labels.lease_labels(3)
+    assert [(p["name"], p["port"], p["targetPort"]) for p in spec["ports"]] == [
+        ("ssh", 2222, 2222),
+        ("p8080", 8080, 8080),
+        ("p8888", 8888, 8888),
+    ]
+
+
+def test_build_network_policy_denies_by_default_and_blocks_private_egress() -> None:
+    spec = as_dict(build_network_policy(make_workload()))["spec"]
+    assert spec["podSelector"] == {}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    internet = spec["egress"][0]["to"][0]["ipBlock"]
+    assert internet["cidr"] == "0.0.0.0/0"
+    assert set(internet["except"]) == {
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+    }
+    dns = spec["egress"][1]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    # No rule lets traffic out unrestricted: every egress rule names a peer.
+    assert all(rule.get("to") for rule in spec["egress"])
+
+
+def test_build_network_policy_ingress_only_to_exposed_ports() -> None:
+    spec = as_dict(build_network_policy(make_workload(ports=(8080,))))["spec"]
+    from_anywhere = spec["ingress"][0]
+    assert from_anywhere["from"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert sorted(p["port"] for p in from_anywhere["ports"]) == [2222, 8080]
+    same_namespace = spec["ingress"][1]
+    assert same_namespace["from"] == [{"podSelector": {}}]
+
+
+def test_build_resource_quota_caps_lease() -> None:
+    hard = as_dict(build_resource_quota(make_workload(), CONFIG))["spec"]["hard"]
+    assert hard["requests.nvidia.com/gpu"] == "2"
+    assert hard["limits.cpu"] == "1500m"
+    assert hard["limits.memory"] == "2Gi"
+    assert hard["pods"] == "1"
+    assert hard["services.nodeports"] == "3"
+    assert hard["services.loadbalancers"] == "0"
+    assert hard["persistentvolumeclaims"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("millicores", "expected"), [(1000, "1"), (1500, "1500m"), (250, "250m"), (16000, "16")]
+)
+def test_cpu_quantity_is_canonical(millicores: int, expected: str) -> None:
+    assert cpu_quantity(millicores) == expected
+
+
+@pytest.mark.parametrize(("mib", "expected"), [(1024, "1Gi"), (1536, "1536Mi"), (65536, "64Gi")])
+def test_memory_quantity_is_canonical(mib: int, expected: str) -> None:
+    assert memory_quantity(mib) == expected

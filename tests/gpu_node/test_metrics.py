@@ -1,0 +1,76 @@
+"""GPU metrics under dcgm-exporter names, scraped and parsed as Prometheus would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.gpu_node.hardware import NvmlUnavailable, SimSpec, read_inventory
+from services.gpu_node.hardware.model import Inventory
+from services.gpu_node.metrics import GpuCollector, leases_by_gpu
+from services.gpu_node.runtime.base import WorkloadPhase, WorkloadStatus
+
+Sample = tuple[dict[str, str], float]
+
+
+def scrape(collector: GpuCollector) -> dict[str, list[Sample]]:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    samples: dict[str, list[Sample]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def test_collect_dcgm_metrics_from_simulated_gpus(simulate: Callable[[SimSpec], None]) -> None:
+    simulate(SimSpec.parse("h100:2", utilization_pct=40))
+    held = WorkloadStatus(
+        lease_id=77,
+        phase=WorkloadPhase.RUNNING,
+        gpu_uuids=(read_inventory().gpus[1].uuid,),
+    )
+    collector = GpuCollector(read_inventory, lambda: leases_by_gpu([held]), hostname="node-a")
+    samples = scrape(collector)
+
+    util = samples["DCGM_FI_DEV_GPU_UTIL"]
+    assert [value for _, value in util] == [40.0, 40.0]
+    labels0 = util[0][0]
+    assert labels0["gpu"] == "0"
+    assert labels0["modelName"] == "NVIDIA H100 80GB HBM3"
+    assert labels0["Hostname"] == "node-a"
+    assert labels0["device"] == "nvidia0"
+    assert labels0["UUID"].startswith("GPU-")
+    assert labels0["pci_bus_id"] == "00000000:18:00.0"
+
+    inventory = read_inventory()
+    used = inventory.gpus[0].memory_used_bytes
+    assert used is not None
+    assert samples["DCGM_FI_DEV_FB_USED"][0][1] == used // 2**20
+    total_mib = inventory.gpus[0].memory_total_bytes // 2**20
+    fb = samples["DCGM_FI_DEV_FB_USED"][0][1] + samples["DCGM_FI_DEV_FB_FREE"][0][1]
+    assert abs(fb - total_mib) <= 1
+    assert samples["DCGM_FI_DEV_GPU_TEMP"][0][1] == 50.0
+    assert samples["DCGM_FI_DEV_POWER_USAGE"][0][1] == inventory.gpus[0].power_w
+    assert samples["gridlease_gpu_inventory_up"] == [({}, 1.0)]
+
+    lease = {s[0]["gpu"]: (s[0]["lease_id"], s[1]) for s in samples["gridlease_gpu_lease"]}
+    assert lease == {"0": ("", 0.0), "1": ("77", 1.0)}
+
+
+def test_collect_leaves_out_unsupported_fields(simulate: Callable[[SimSpec], None]) -> None:
+    simulate(SimSpec.parse("t4:1", unsupported=["power"]))
+    samples = scrape(GpuCollector(read_inventory, dict, hostname="node-b"))
+    assert "DCGM_FI_DEV_POWER_USAGE" not in samples
+    assert len(samples["DCGM_FI_DEV_GPU_TEMP"]) == 1
+
+
+def test_collect_reports_inventory_down_when_nvml_fails() -> None:
+    def broken() -> Inventory:
+        raise NvmlUnavailable("No NVIDIA driver")
+
+    samples = scrape(GpuCollector(broken, dict, hostname="node-c"))
+    assert samples == {"gridlease_gpu_inventory_up": [({}, 0.0)]}

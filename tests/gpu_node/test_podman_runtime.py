@@ -1,0 +1,235 @@
+"""Podman backend: the arguments it runs with, and a real container answering a real SSH login.
+
+Needs podman, runc and openssh-client (Debian packages); the image is built once with
+debootstrap and cached (services/gpu_node/runtime/images.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.gpu_node import labels
+from services.gpu_node.runtime.base import WorkloadNotFound, WorkloadPhase
+from services.gpu_node.runtime.images import SSHD_IMAGE, ensure_sshd_image
+from services.gpu_node.runtime.podman import GpuAttach, PodmanConfig, PodmanRuntime, run_args
+from services.gpu_node.runtime.podman_cli import PodmanCli
+
+from .utils import make_workload
+
+SIMULATED = PodmanConfig(gpu_attach=GpuAttach.SIMULATED)
+# Lease ids far above what tests elsewhere use, so parallel work on this host does not collide.
+LEASE_A, LEASE_B = 990_001, 990_002
+
+
+def test_run_args_drop_capabilities_and_privileges() -> None:
+    args = run_args(SIMULATED, make_workload())
+    assert "--cap-drop=ALL" in args
+    assert [a for a in args if a.startswith("--cap-add")] == [
+        "--cap-add=SETUID",
+        "--cap-add=SETGID",
+        "--cap-add=SYS_CHROOT",
+    ]
+    assert args[args.index("--security-opt") + 1] == "no-new-privileges"
+    flags = {a.split("=", 1)[0] for a in args if a.startswith("-")}
+    forbidden = {"--privileged", "--network", "--net", "--pid", "--ipc", "--userns", "--uts"}
+    assert not flags & forbidden
+    assert not flags & {"--volume", "-v", "--mount"}
+    assert {"--memory=2048m", "--memory-swap=2048m", "--cpus=1.5", "--pids-limit=4096"} <= set(args)
+
+
+def test_run_args_publish_only_on_configured_host() -> None:
+    args = run_args(
+        PodmanConfig(gpu_attach=GpuAttach.SIMULATED, publish_host="10.1.2.3"), make_workload()
+    )
+    published = [args[i + 1] for i, a in enumerate(args) if a == "--publish"]
+    assert published == ["10.1.2.3::2222", "10.1.2.3::8080", "10.1.2.3::8888"]
+
+
+def test_run_args_simulated_gpus_pass_uuids_not_devices() -> None:
+    w = make_workload()
+    args = run_args(SIMULATED, w)
+    assert not [a for a in args if a.startswith("--device")]
+    assert f"NVIDIA_VISIBLE_DEVICES={','.join(w.gpu_uuids)}" in args
+    assert f"{labels.SIMULATED_GPUS}=true" in args
+    assert f"{labels.LEASE_ID}=42" in args
+
+
+def test_run_args_cdi_gpus_attach_devices() -> None:
+    args = run_args(PodmanConfig(gpu_attach=GpuAttach.CDI), make_workload(gpu_indices=(3, 5)))
+    assert [a for a in args if a.startswith("--device")] == [
+        "--device=nvidia.com/gpu=3",
+        "--device=nvidia.com/gpu=5",
+    ]
+    assert not [a for a in args if a.startswith("NVIDIA_VISIBLE_DEVICES")]
+    assert f"{labels.SIMULATED_GPUS}=true" not in args
+
+
+def test_run_args_image_then_command_last() -> None:
+    args = run_args(SIMULATED, make_workload())
+    assert args[-3:] == ["localhost/gridlease-sshd:1", "sleep", "infinity"]
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[PodmanRuntime]:
+    podman = PodmanCli()
+    # Builds the image on first use (debootstrap, a minute or two), then reuses the cache.
+    ensure_sshd_image(podman)
+    rt = PodmanRuntime(SIMULATED, podman)
+    for lease in (LEASE_A, LEASE_B):
+        rt.delete(lease)
+    yield rt
+    for lease in (LEASE_A, LEASE_B):
+        rt.delete(lease)
+
+
+@pytest.fixture(scope="module")
+def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+def ssh(key: Path, endpoint: str, command: str) -> subprocess.CompletedProcess[str]:
+    host, port = endpoint.rsplit(":", 1)
+    return subprocess.run(
+        [
+            "ssh",
+            "-i", str(key),
+            "-p", port,
+            "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes",
+            "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=5",
+            f"root@{host}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+
+
+def ssh_when_ready(key: Path, endpoint: str, command: str) -> subprocess.CompletedProcess[str]:
+    """sshd makes host keys at start; retry the connection a bounded number of times."""
+    for _ in range(30):
+        proc = ssh(key, endpoint, command)
+        if proc.returncode != 255:  # 255: ssh itself failed (not listening yet)
+            return proc
+        subprocess.run(["sleep", "0.5"], check=True)
+    return proc
+
+
+def test_apply_lease_answers_ssh_login(runtime: PodmanRuntime, ssh_key: Path) -> None:
+    w = make_workload(
+        lease_id=LEASE_A,
+        image=SSHD_IMAGE,
+        ssh_public_key=ssh_key.with_suffix(".pub").read_text(),
+        cpu_millicores=500,
+        memory_mib=256,
+    )
+    status = runtime.apply(w)
+    assert status.phase is WorkloadPhase.RUNNING
+    assert status.endpoints[2222].startswith("127.0.0.1:")
+    assert set(status.endpoints) == {2222, 8080, 8888}
+
+    proc = ssh_when_ready(ssh_key, status.endpoints[2222], "echo ok")
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
+
+    # The session is as locked down as the container: three capabilities, no new privileges,
+    # and it sees the lease's environment and its (simulated) GPUs.
+    proc = ssh(
+        ssh_key,
+        status.endpoints[2222],
+        "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; echo $MODEL;"
+        " echo $NVIDIA_VISIBLE_DEVICES; grep -qx sleep /proc/[0-9]*/comm && echo command-running",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split("\n")
+    # SETGID (6), SETUID (7), SYS_CHROOT (18).
+    assert lines[0].split() == ["CapBnd:", f"{(1 << 6) | (1 << 7) | (1 << 18):016x}"]
+    assert lines[1].split() == ["NoNewPrivs:", "1"]
+    assert lines[2] == "llama"
+    assert lines[3] == ",".join(w.gpu_uuids)
+    assert lines[4] == "command-running"
+
+
+def test_ssh_login_refused_for_other_key(
+    runtime: PodmanRuntime, ssh_key: Path, tmp_path: Path
+) -> None:
+    status = runtime.apply(
+        make_workload(
+            lease_id=LEASE_A,
+            image=SSHD_IMAGE,
+            ssh_public_key=ssh_key.with_suffix(".pub").read_text(),
+            cpu_millicores=500,
+            memory_mib=256,
+        )
+    )
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    assert ssh_when_ready(ssh_key, status.endpoints[2222], "true").returncode == 0
+    proc = ssh(other, status.endpoints[2222], "echo ok")
+    assert proc.returncode == 255
+    assert "Permission denied" in proc.stderr
+
+
+def test_apply_twice_keeps_container(runtime: PodmanRuntime, ssh_key: Path) -> None:
+    w = make_workload(
+        lease_id=LEASE_B,
+        image=SSHD_IMAGE,
+        ssh_public_key=ssh_key.with_suffix(".pub").read_text(),
+        cpu_millicores=500,
+        memory_mib=256,
+        ports=(),
+    )
+    first = runtime.apply(w)
+    ids_before = runtime.podman.run_checked(
+        ["ps", "-q", "--filter", f"label={labels.LEASE_ID}={LEASE_B}"]
+    )
+    second = runtime.apply(w)
+    ids_after = runtime.podman.run_checked(
+        ["ps", "-q", "--filter", f"label={labels.LEASE_ID}={LEASE_B}"]
+    )
+    assert ids_before == ids_after
+    assert first.endpoints == second.endpoints
+
+    # A changed workload replaces the container.
+    third = runtime.apply(dataclasses.replace(w, env={"MODEL": "mistral"}))
+    ids_changed = runtime.podman.run_checked(
+        ["ps", "-q", "--filter", f"label={labels.LEASE_ID}={LEASE_B}"]
+    )
+    assert ids_changed != ids_after
+    assert third.phase is WorkloadPhase.RUNNING
+
+
+def test_list_finds_leases_by_label_and_delete_removes(
+    runtime: PodmanRuntime, ssh_key: Path
+) -> None:
+    for lease in (LEASE_A, LEASE_B):
+        runtime.apply(
+            make_workload(
+                lease_id=lease,
+                image=SSHD_IMAGE,
+                ssh_public_key=ssh_key.with_suffix(".pub").read_text(),
+                cpu_millicores=500,
+                memory_mib=256,
+                ports=(),
+            )
+        )
+    listed = {s.lease_id: s for s in runtime.list()}
+    assert {LEASE_A, LEASE_B} <= set(listed)
+    assert listed[LEASE_A].gpu_uuids == make_workload().gpu_uuids
+
+    runtime.delete(LEASE_A)
+    assert LEASE_A not in {s.lease_id for s in runtime.list()}
+    assert LEASE_B in {s.lease_id for s in runtime.list()}
+    with pytest.raises(WorkloadNotFound):
+        runtime.status(LEASE_A)
+    runtime.delete(LEASE_A)  # deleting an absent lease is not an error
