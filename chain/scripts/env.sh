@@ -6,4 +6,6 @@ export GRIDLEASE_CACHE="${GRIDLEASE_CACHE:-$HOME/.cache/gridlease}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$GRIDLEASE_CACHE/cargo-target}"
 # Rust >= 1.96 no longer passes --allow-undefined to wasm-ld; runtime host functions are imports.
 export WASM_BUILD_RUSTFLAGS="${WASM_BUILD_RUSTFLAGS:--C link-arg=--allow-undefined}"
+# The wasm builder looks for Cargo.lock above its out dir, which is in the cache, not the clone.
+export WASM_BUILD_WORKSPACE_HINT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TERM_COLOR=never

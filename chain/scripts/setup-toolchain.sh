@@ -17,7 +17,10 @@ if [ ! -x /usr/bin/rustc ] || ! /usr/bin/rustc --version | grep -q '1\.9[6-9]' |
 fi
 
 sysroot_lib=/usr/lib/rustlib/wasm32v1-none/lib
-if ! ls "$sysroot_lib"/libcore-*.rlib >/dev/null 2>&1; then
+# The stamp names how the libraries were built: with LTO, so they carry the bitcode that the
+# runtime's LTO build needs ("Can't find section .llvmbc" otherwise).
+stamp="$sysroot_lib/.gridlease-sysroot-lto"
+if [ ! -f "$stamp" ]; then
   echo "==> building core/alloc for wasm32v1-none from Debian's rust sources"
   probe="$GRIDLEASE_CACHE/wasm-sysroot-probe"
   rm -rf "$probe" && mkdir -p "$probe/src"
@@ -36,10 +39,14 @@ TOML
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
 RS
-  (cd "$probe" && CARGO_TARGET_DIR="$probe/target" RUSTC_BOOTSTRAP=1 \
+  (cd "$probe" && CARGO_TARGET_DIR="$probe/target" RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_LTO=true \
      cargo build --quiet --release -Zbuild-std=core,alloc --target wasm32v1-none)
   mkdir -p "$sysroot_lib"
+  rm -f "$sysroot_lib"/lib{core,alloc,compiler_builtins}-*.rlib
   cp "$probe"/target/wasm32v1-none/release/deps/lib{core,alloc,compiler_builtins}-*.rlib "$sysroot_lib"/
+  touch "$stamp"
+  # Wasm crates built against the old libraries would not link with the new ones.
+  rm -rf "$CARGO_TARGET_DIR"/*/wbuild
 fi
 
 chopsticks_dir="$GRIDLEASE_CACHE/chopsticks"

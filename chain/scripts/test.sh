@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The pallet's unit, randomized and benchmark tests (mock runtime), in the cached target dir.
+# The pallet's unit, randomized and benchmark tests (mock runtime) and the runtime's own tests.
+# --workspace on purpose: the same feature set as the runtime build, so nothing is rebuilt.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 cd "$here/.."
-cargo test --locked -p pallet-gpu-rental --features runtime-benchmarks
+cargo test --locked --workspace

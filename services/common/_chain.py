@@ -270,21 +270,27 @@ class ChainClient:
 
     def machine(self, machine_id: bytes, block_hash: str | None = None) -> ChainMachine | None:
         raw = self._query(PALLET, "Machines", ["0x" + machine_id.hex()], block_hash)
-        if raw is None:
-            return None
-        return ChainMachine(
-            machine_id=machine_id,
-            owner=raw["owner"],
-            operator=raw["operator"],
-            gpu_model=_bytes(raw["gpu_model"]).decode("utf-8", "replace"),
-            gpu_count=int(raw["gpu_count"]),
-            memory_mib=int(raw["memory_mib"]),
-            price_per_gpu_block=int(raw["price_per_gpu_block"]),
-            bond=int(raw["bond"]),
-            online=bool(raw["online"]),
-            used_gpus=int(raw["used_gpus"]),
-            last_heartbeat=int(raw["last_heartbeat"]),
-        )
+        return None if raw is None else _machine(machine_id, raw)
+
+    def machines(
+        self, machine_ids: list[bytes], block_hash: str | None = None
+    ) -> dict[bytes, ChainMachine | None]:
+        """Several machines in one RPC (state_queryStorageAt); None for unregistered ids."""
+        if not machine_ids:
+            return {}
+
+        def run(s: SubstrateInterface) -> dict[bytes, ChainMachine | None]:
+            storage_keys = [
+                s.create_storage_key(PALLET, "Machines", ["0x" + m.hex()]) for m in machine_ids
+            ]
+            by_key = {k.to_hex(): m for k, m in zip(storage_keys, machine_ids, strict=True)}
+            out: dict[bytes, ChainMachine | None] = dict.fromkeys(machine_ids)
+            for key, value in s.query_multi(storage_keys, block_hash=block_hash):
+                mid = by_key[key.to_hex()]
+                out[mid] = None if value.value is None else _machine(mid, value.value)
+            return out
+
+        return self._call(run)
 
     def lease(self, lease_id: int, block_hash: str | None = None) -> ChainLease | None:
         raw = self._query(PALLET, "Leases", [lease_id], block_hash)
@@ -312,6 +318,22 @@ class ChainClient:
     def dev_new_blocks(self, count: int = 1) -> None:
         """Asks the dev chain (Chopsticks) to build `count` empty blocks, so time passes."""
         self._call(lambda s: s.rpc_request("dev_newBlock", [{"count": count}]))
+
+
+def _machine(machine_id: bytes, raw: dict[str, Any]) -> ChainMachine:
+    return ChainMachine(
+        machine_id=machine_id,
+        owner=raw["owner"],
+        operator=raw["operator"],
+        gpu_model=_bytes(raw["gpu_model"]).decode("utf-8", "replace"),
+        gpu_count=int(raw["gpu_count"]),
+        memory_mib=int(raw["memory_mib"]),
+        price_per_gpu_block=int(raw["price_per_gpu_block"]),
+        bond=int(raw["bond"]),
+        online=bool(raw["online"]),
+        used_gpus=int(raw["used_gpus"]),
+        last_heartbeat=int(raw["last_heartbeat"]),
+    )
 
 
 def _lease(lease_id: int, raw: dict[str, Any]) -> ChainLease:

@@ -8,6 +8,8 @@ pay = blocks between checkpoints * GPUs * price.
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
 
 import pytest
 from substrateinterface import Keypair
@@ -22,8 +24,10 @@ DURATION = 100
 
 
 @pytest.fixture(scope="module")
-def chain(dev_chain: DevChain) -> ChainClient:
-    return dev_chain.client()
+def chain(dev_chain: DevChain) -> Iterator[ChainClient]:
+    client = dev_chain.client()
+    yield client
+    client.close()
 
 
 def kp(name: str) -> Keypair:
@@ -34,7 +38,7 @@ def test_lease_lifecycle_moves_money_to_the_unit(chain: ChainClient) -> None:
     provider, operator, customer = kp("Alice"), kp("Dave"), kp("Bob")
     treasury = chain.constant("Treasury")
     fee_share = 5  # percent, the runtime's ProtocolFee
-    machine_id = hashlib.blake2b(b"test-machine-lifecycle", digest_size=32).digest()
+    machine_id = os.urandom(32)  # the session chain may already hold other machines
 
     provider_free0 = chain.free_balance(provider.ss58_address)
     r = chain.gpu_rental(

@@ -2,7 +2,6 @@
 //! sudo key, the treasury endowed with the existential deposit so fees can be paid into it.
 
 use super::*;
-use frame_support::traits::Get;
 use polkadot_sdk::{
 	sp_consensus_aura::sr25519::AuthorityId as AuraId,
 	sp_core::{storage::Storage, Pair},
@@ -42,9 +41,20 @@ pub fn dev_genesis() -> RuntimeGenesisConfig {
 	}
 }
 
-/// Genesis storage with the runtime's wasm as `:code`.
-pub fn dev_genesis_storage() -> Result<Storage, alloc::string::String> {
+/// Genesis storage with the runtime's wasm as `:code`, starting the clock at `now_ms`.
+///
+/// Block builders such as Chopsticks derive the next block's timestamp and Aura slot from the
+/// parent's `Timestamp::Now` and `Aura::CurrentSlot`; genesis sets both, consistently, so the
+/// first block's slot digest agrees with its timestamp.
+pub fn dev_genesis_storage(now_ms: u64) -> Result<Storage, alloc::string::String> {
+	use codec::Encode;
 	let mut storage = dev_genesis().build_storage()?;
+	let slot = now_ms / SLOT_DURATION;
+	storage.top.insert(pallet_timestamp::Now::<Runtime>::hashed_key().to_vec(), (slot * SLOT_DURATION).encode());
+	storage.top.insert(
+		pallet_aura::CurrentSlot::<Runtime>::hashed_key().to_vec(),
+		polkadot_sdk::sp_consensus_aura::Slot::from(slot).encode(),
+	);
 	let code = WASM_BINARY.ok_or("the runtime was built without its wasm (SKIP_WASM_BUILD?)")?;
 	storage.top.insert(polkadot_sdk::sp_core::storage::well_known_keys::CODE.to_vec(), code.to_vec());
 	Ok(storage)

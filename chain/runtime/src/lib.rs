@@ -30,6 +30,8 @@ use polkadot_sdk::{
 };
 
 pub use pallet_gpu_rental;
+#[allow(unused_imports)] // used by the code `#[frame_support::runtime]` generates in no_std
+use alloc::vec::Vec;
 
 /// The runtime's version: bump `spec_version` on every change of logic or types.
 #[polkadot_sdk::sp_version::runtime_version]

@@ -14,7 +14,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn main() {
-	let storage = match dev_genesis_storage() {
+	let now_ms = std::time::SystemTime::now()
+		.duration_since(std::time::UNIX_EPOCH)
+		.map(|d| d.as_millis() as u64)
+		.unwrap_or(0);
+	let storage = match dev_genesis_storage(now_ms) {
 		Ok(s) => s,
 		Err(e) => {
 			eprintln!("cannot build genesis: {e}");
