@@ -11,6 +11,7 @@ __all__ = [
     "LEASE_ID",
     "MANAGED_BY",
     "MANAGED_BY_VALUE",
+    "NODE",
     "PREFIX",
     "SIMULATED_GPUS",
     "WORKLOAD_HASH",
@@ -30,6 +31,9 @@ GPU_UUIDS = f"{PREFIX}gpu-uuids"
 WORKLOAD_HASH = f"{PREFIX}workload-hash"
 # "true" on a workload whose GPUs are simulated (no device was attached).
 SIMULATED_GPUS = f"{PREFIX}simulated-gpus"
+# Hex machine id of the node that owns the workload: two nodes sharing one container host (or a
+# node next to a test run) must never take each other's workloads for orphans.
+NODE = f"{PREFIX}node"
 
 
 def lease_labels(lease_id: int) -> dict[str, str]:

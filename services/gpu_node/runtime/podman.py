@@ -47,6 +47,9 @@ class PodmanConfig:
     gpu_attach: GpuAttach
     publish_host: str = "127.0.0.1"
     name_prefix: str = "gridlease-lease-"
+    # Set by the node agent to its machine id: stamped on its containers as labels.NODE, and
+    # list/status/delete only see containers carrying it.
+    node: str = ""
 
 
 def container_name(config: PodmanConfig, lease_id: int) -> str:
@@ -87,6 +90,8 @@ def run_args(config: PodmanConfig, workload: LeaseWorkload) -> list[str]:
     else:
         args += ["--env", f"NVIDIA_VISIBLE_DEVICES={','.join(workload.gpu_uuids) or 'void'}"]
         gpu_labels[labels.SIMULATED_GPUS] = "true"
+    if config.node:
+        gpu_labels[labels.NODE] = config.node
     for key, value in {**labels.lease_labels(workload.lease_id), **gpu_labels}.items():
         args += ["--label", f"{key}={value}"]
     return [*args, workload.image, *workload.command]
@@ -135,6 +140,8 @@ class PodmanRuntime:
 
     def _entries(self, selector: str) -> list[dict[str, Any]]:
         filters: list[str] = []
+        if self.config.node:
+            selector = f"{selector},{labels.NODE}={self.config.node}"
         for part in selector.split(","):
             filters += ["--filter", f"label={part}"]
         entries = self.podman.run_json(["ps", "--all", "--format", "json", *filters])

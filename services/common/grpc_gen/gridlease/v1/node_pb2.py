@@ -24,23 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gridlease/v1/node.proto\x12\x0cgridlease.v1\"\\\n\x15SubmitWorkloadRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x0c\n\x04spec\x18\x02 \x01(\x0c\x12\x10\n\x08\x63ustomer\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"i\n\x16SubmitWorkloadResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\")\n\x15GetLeaseStatusRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\"i\n\x16GetLeaseStatusResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t*\xc4\x01\n\x0eWorkloadStatus\x12\x1f\n\x1bWORKLOAD_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17WORKLOAD_STATUS_PENDING\x10\x01\x12\x1b\n\x17WORKLOAD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16WORKLOAD_STATUS_FAILED\x10\x03\x12\x1e\n\x1aWORKLOAD_STATUS_TERMINATED\x10\x04\x12\x1b\n\x17WORKLOAD_STATUS_UNKNOWN\x10\x05\x32\xc7\x01\n\x0bNodeService\x12[\n\x0eSubmitWorkload\x12#.gridlease.v1.SubmitWorkloadRequest\x1a$.gridlease.v1.SubmitWorkloadResponse\x12[\n\x0eGetLeaseStatus\x12#.gridlease.v1.GetLeaseStatusRequest\x1a$.gridlease.v1.GetLeaseStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gridlease/v1/node.proto\x12\x0cgridlease.v1\"\\\n\x15SubmitWorkloadRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x0c\n\x04spec\x18\x02 \x01(\x0c\x12\x10\n\x08\x63ustomer\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"i\n\x16SubmitWorkloadResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\")\n\x15GetLeaseStatusRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\"\xc8\x01\n\x16GetLeaseStatusResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x10\n\x08ssh_port\x18\x05 \x01(\r\x12(\n\x05ports\x18\x06 \x03(\x0b\x32\x19.gridlease.v1.ExposedPort\x12\x13\n\x0b\x63hain_state\x18\x07 \x01(\t\"8\n\x0b\x45xposedPort\x12\x16\n\x0e\x63ontainer_port\x18\x01 \x01(\r\x12\x11\n\thost_port\x18\x02 \x01(\r*\xc4\x01\n\x0eWorkloadStatus\x12\x1f\n\x1bWORKLOAD_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17WORKLOAD_STATUS_PENDING\x10\x01\x12\x1b\n\x17WORKLOAD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16WORKLOAD_STATUS_FAILED\x10\x03\x12\x1e\n\x1aWORKLOAD_STATUS_TERMINATED\x10\x04\x12\x1b\n\x17WORKLOAD_STATUS_UNKNOWN\x10\x05\x32\xc7\x01\n\x0bNodeService\x12[\n\x0eSubmitWorkload\x12#.gridlease.v1.SubmitWorkloadRequest\x1a$.gridlease.v1.SubmitWorkloadResponse\x12[\n\x0eGetLeaseStatus\x12#.gridlease.v1.GetLeaseStatusRequest\x1a$.gridlease.v1.GetLeaseStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gridlease.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKLOADSTATUS']._serialized_start=393
-  _globals['_WORKLOADSTATUS']._serialized_end=589
+  _globals['_WORKLOADSTATUS']._serialized_start=547
+  _globals['_WORKLOADSTATUS']._serialized_end=743
   _globals['_SUBMITWORKLOADREQUEST']._serialized_start=41
   _globals['_SUBMITWORKLOADREQUEST']._serialized_end=133
   _globals['_SUBMITWORKLOADRESPONSE']._serialized_start=135
   _globals['_SUBMITWORKLOADRESPONSE']._serialized_end=240
   _globals['_GETLEASESTATUSREQUEST']._serialized_start=242
   _globals['_GETLEASESTATUSREQUEST']._serialized_end=283
-  _globals['_GETLEASESTATUSRESPONSE']._serialized_start=285
-  _globals['_GETLEASESTATUSRESPONSE']._serialized_end=390
-  _globals['_NODESERVICE']._serialized_start=592
-  _globals['_NODESERVICE']._serialized_end=791
+  _globals['_GETLEASESTATUSRESPONSE']._serialized_start=286
+  _globals['_GETLEASESTATUSRESPONSE']._serialized_end=486
+  _globals['_EXPOSEDPORT']._serialized_start=488
+  _globals['_EXPOSEDPORT']._serialized_end=544
+  _globals['_NODESERVICE']._serialized_start=746
+  _globals['_NODESERVICE']._serialized_end=945
 # @@protoc_insertion_point(module_scope)

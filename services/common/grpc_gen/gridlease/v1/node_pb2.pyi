@@ -1,6 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -49,11 +51,27 @@ class GetLeaseStatusRequest(_message.Message):
     def __init__(self, lease_id: _Optional[int] = ...) -> None: ...
 
 class GetLeaseStatusResponse(_message.Message):
-    __slots__ = ("lease_id", "status", "message")
+    __slots__ = ("lease_id", "status", "message", "host", "ssh_port", "ports", "chain_state")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    SSH_PORT_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_STATE_FIELD_NUMBER: _ClassVar[int]
     lease_id: int
     status: WorkloadStatus
     message: str
-    def __init__(self, lease_id: _Optional[int] = ..., status: _Optional[_Union[WorkloadStatus, str]] = ..., message: _Optional[str] = ...) -> None: ...
+    host: str
+    ssh_port: int
+    ports: _containers.RepeatedCompositeFieldContainer[ExposedPort]
+    chain_state: str
+    def __init__(self, lease_id: _Optional[int] = ..., status: _Optional[_Union[WorkloadStatus, str]] = ..., message: _Optional[str] = ..., host: _Optional[str] = ..., ssh_port: _Optional[int] = ..., ports: _Optional[_Iterable[_Union[ExposedPort, _Mapping]]] = ..., chain_state: _Optional[str] = ...) -> None: ...
+
+class ExposedPort(_message.Message):
+    __slots__ = ("container_port", "host_port")
+    CONTAINER_PORT_FIELD_NUMBER: _ClassVar[int]
+    HOST_PORT_FIELD_NUMBER: _ClassVar[int]
+    container_port: int
+    host_port: int
+    def __init__(self, container_port: _Optional[int] = ..., host_port: _Optional[int] = ...) -> None: ...

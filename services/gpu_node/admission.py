@@ -1,0 +1,105 @@
+"""Whether a submitted spec may run here: the checks of SubmitWorkload as one plain function.
+
+Order: cheap checks of the request itself first (so garbage costs no chain read), then the lease
+as the chain shows it. Each refusal is a GridleaseError with its own gRPC code and reason:
+
+    spec or request malformed            INVALID_ARGUMENT   spec_* / malformed
+    lease absent, or on another machine  NOT_FOUND          lease_not_found
+    signer is not the lease's customer   PERMISSION_DENIED  not_lease_customer
+    spec hash differs from the chain's   INVALID_ARGUMENT   spec_hash_mismatch
+    signature does not verify            PERMISSION_DENIED  bad_signature
+    lease past its start window or end   FAILED_PRECONDITION lease_not_accepting
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from services.common import (
+    DOMAIN_SUBMIT_WORKLOAD,
+    ConfigError,
+    MalformedMessage,
+    NotFound,
+    RejectedError,
+    public_key_from_ss58,
+    signing_payload,
+    verify,
+    workload_submission_payload,
+)
+from services.common._chain import ChainLease
+from services.gpu_node.spec import ParsedSpec, parse_spec
+
+__all__ = ["PermissionDenied", "SubmissionRequest", "admit", "check_request", "lease_accepting"]
+
+_PAYLOAD_PREFIX = signing_payload(DOMAIN_SUBMIT_WORKLOAD, b"")
+
+
+class PermissionDenied(RejectedError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "permission_denied"
+
+
+@dataclass(frozen=True)
+class SubmissionRequest:
+    """The SubmitWorkload fields (see node.proto)."""
+
+    lease_id: int
+    spec: bytes
+    customer: str
+    signature: bytes
+
+
+def check_request(request: SubmissionRequest) -> tuple[ParsedSpec, bytes]:
+    """The parsed spec and the customer's public key; MalformedMessage when unusable."""
+    parsed = parse_spec(request.spec)
+    try:
+        customer_key = public_key_from_ss58(request.customer)
+    except ConfigError as exc:
+        raise MalformedMessage("customer is not an SS58 address", reason="bad_customer") from exc
+    if len(request.signature) != 64:
+        raise MalformedMessage("signature must be 64 bytes", reason="bad_signature_length")
+    return parsed, customer_key
+
+
+def lease_accepting(lease: ChainLease, block: int, start_window: int) -> str | None:
+    """Why the lease takes no spec at `block`, or None when it does."""
+    if lease.state == "Pending" and block > lease.created_at + start_window:
+        return "the lease's start window has passed"
+    if lease.state == "Running" and block >= lease.ends_at:
+        return "the lease has reached its end block"
+    return None
+
+
+def admit(
+    request: SubmissionRequest,
+    lookup: Callable[[int], tuple[ChainLease | None, int]],
+    machine_id: bytes,
+    start_window: int,
+) -> tuple[ParsedSpec, ChainLease, int]:
+    """Raises the refusal, or returns the spec that may run, its lease and the block at which
+    the lease was read. `lookup(lease_id)` reads the lease and says at which block."""
+    parsed, customer_key = check_request(request)
+    lease, block = lookup(request.lease_id)
+    if lease is None or lease.machine_id != machine_id:
+        raise NotFound(f"lease {request.lease_id} is not on this machine", reason="lease_not_found")
+    if public_key_from_ss58(lease.customer) != customer_key:
+        raise PermissionDenied(
+            "the signer is not the lease's customer", reason="not_lease_customer"
+        )
+    if parsed.digest != lease.spec_hash:
+        raise RejectedError(
+            "the spec's hash differs from the one recorded on chain", reason="spec_hash_mismatch"
+        )
+    payload = workload_submission_payload(request.lease_id, parsed.digest)
+    body = payload[len(_PAYLOAD_PREFIX) :]
+    if not verify(customer_key, DOMAIN_SUBMIT_WORKLOAD, body, request.signature):
+        raise PermissionDenied("signature does not verify", reason="bad_signature")
+    why = lease_accepting(lease, block, start_window)
+    if why is not None:
+        error = RejectedError(why, reason="lease_not_accepting")
+        error.code = grpc.StatusCode.FAILED_PRECONDITION
+        raise error
+    return parsed, lease, block

@@ -1,0 +1,64 @@
+"""Reads what the plan decides from: the machine's leases at the finalized block, the accepted
+specs, and the workloads the runtime lists by label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.common._chain import ChainClient, ChainLease
+from services.gpu_node.reconcile.plan import LeaseFacts, SpecFacts, View
+from services.gpu_node.runtime.base import WorkloadRuntime, WorkloadStatus
+from services.gpu_node.store import NodeStore
+
+__all__ = ["Observation", "lease_facts", "observe"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    view: View
+    workloads: Sequence[WorkloadStatus]
+
+
+def lease_facts(lease: ChainLease) -> LeaseFacts:
+    return LeaseFacts(
+        lease_id=lease.lease_id,
+        state=lease.state,
+        created_at=lease.created_at,
+        ends_at=lease.ends_at,
+        accrue_from=lease.accrue_from,
+        gpu_indexes=tuple(lease.gpu_indexes),
+        spec_hash=lease.spec_hash,
+    )
+
+
+def observe(
+    chain: ChainClient,
+    machine_id: bytes,
+    store: NodeStore,
+    runtime: WorkloadRuntime,
+    *,
+    start_window: int,
+    claim_every: int,
+) -> Observation:
+    # Services act on finalized state (ARCHITECTURE.md): read every lease at one such block.
+    head = chain.finalized_head()
+    block = chain.block_number(head)
+    leases: dict[int, LeaseFacts] = {}
+    for lease_id in chain.machine_leases(machine_id, head):
+        lease = chain.lease(lease_id, head)
+        if lease is not None and lease.machine_id == machine_id:
+            leases[lease_id] = lease_facts(lease)
+    specs = {
+        lease_id: SpecFacts(s.digest, s.accepted_block) for lease_id, s in store.active().items()
+    }
+    workloads = list(runtime.list())
+    view = View(
+        block=block,
+        leases=leases,
+        specs=specs,
+        workloads={w.lease_id: w.phase for w in workloads},
+        start_window=start_window,
+        claim_every=claim_every,
+    )
+    return Observation(view, workloads)

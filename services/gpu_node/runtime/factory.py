@@ -1,0 +1,42 @@
+"""The runtime a node's settings ask for."""
+
+from __future__ import annotations
+
+from services.common import ConfigError
+from services.gpu_node.runtime.base import WorkloadRuntime
+from services.gpu_node.runtime.images import ensure_sshd_image
+from services.gpu_node.runtime.podman import GpuAttach, PodmanConfig, PodmanRuntime
+from services.gpu_node.runtime.podman_cli import PodmanCli
+
+__all__ = ["make_runtime"]
+
+
+def make_runtime(
+    kind: str,
+    *,
+    simulated: bool,
+    publish_host: str,
+    node: str,
+    kube_context: str | None = None,
+) -> WorkloadRuntime:
+    """`node` (the hex machine id) scopes the workloads this node sees to its own."""
+    if kind == "podman":
+        podman = PodmanCli()
+        if not podman.available():
+            raise ConfigError("runtime podman: the podman binary is not installed")
+        # The lease image is built locally (no registry); make sure it is there before leases.
+        ensure_sshd_image(podman)
+        # Simulated GPUs have no devices to attach; real ones come through CDI.
+        attach = GpuAttach.SIMULATED if simulated else GpuAttach.CDI
+        config = PodmanConfig(
+            gpu_attach=attach,
+            publish_host=publish_host,
+            name_prefix=f"gridlease-{node[:12]}-lease-",
+            node=node,
+        )
+        return PodmanRuntime(config, podman)
+    if kind == "kubernetes":
+        from services.gpu_node.runtime.kubernetes.runtime import KubernetesRuntime
+
+        return KubernetesRuntime.from_kubeconfig(kube_context, simulated=simulated)
+    raise ConfigError(f"unknown runtime {kind!r}")

@@ -1,0 +1,121 @@
+"""GPU node settings: GRIDLEASE_NODE_* environment variables, or [node] in the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from services.common import ConfigError, GridleaseSettings, keypair_from_secret
+from services.gpu_node.hardware.errors import SimulationError
+from services.gpu_node.hardware.simulation import SimSpec
+
+__all__ = ["NodeSettings"]
+
+UNIT = 10**12
+
+
+class NodeSettings(GridleaseSettings):
+    """Everything one GPU node needs; `gridlease-node init` writes a file with these keys."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDLEASE_NODE_")
+    toml_table = "node"
+
+    chain_url: str = Field(default="ws://127.0.0.1:9944", description="Chain RPC (websocket).")
+    seeds: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Seed endpoints host:port, comma-separated in the env."
+    )
+    provider_secret: str | None = Field(
+        default=None,
+        description="Provider (owner) secret URI or 0x seed; registers the machine and funds the "
+        "machine key. Leave unset to keep the provider key cold (the machine must be registered).",
+    )
+    provider_secret_file: Path | None = Field(
+        default=None, description="File holding the provider secret (preferred over the value)."
+    )
+    data_dir: Path = Field(default=Path(".gridlease/node"), description="Holds node.db and keys.")
+    machine_key_file: Path | None = Field(
+        default=None, description="Machine key (created 0600 if missing); default data_dir/."
+    )
+    price_per_gpu_block: int = Field(default=1_000_000, gt=0, description="Price, smallest unit.")
+    region: str = Field(default="", max_length=64, description="Free-form region name.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Offer labels.")
+    listen: str = Field(default="0.0.0.0:7700", description="host:port NodeService binds.")
+    public_host: str = Field(
+        default="127.0.0.1", description="Host customers reach (offer endpoint and SSH host)."
+    )
+    public_port: int | None = Field(
+        default=None, description="Port in the offer endpoint; defaults to listen's port."
+    )
+    publish_host: str = Field(
+        default="0.0.0.0", description="Host address lease ports are published on (Podman)."
+    )
+    runtime: Literal["podman", "kubernetes"] = Field(default="podman")
+    kube_context: str | None = Field(default=None, description="kubeconfig context (kubernetes).")
+    simulate_gpus: str | None = Field(
+        default=None, description="SIMULATED GPUs, e.g. h100:8; unset reads the NVIDIA driver."
+    )
+    heartbeat_every_blocks: int = Field(
+        default=10, ge=2, description="Heartbeat when this many blocks passed since the last one."
+    )
+    heartbeat_check_s: float = Field(default=6.0, gt=0, description="How often to check.")
+    reconcile_interval_s: float = Field(default=10.0, gt=0, description="Reconcile period.")
+    claim_every_blocks: int = Field(
+        default=600, ge=0, description="Claim accrued pay of running leases this often; 0: at end."
+    )
+    announce_interval_s: float = Field(
+        default=60.0, gt=0, description="Re-announce period; keep well below the seeds' TTL."
+    )
+    min_operator_balance: int = Field(default=1 * UNIT, ge=0, description="Top up below this.")
+    operator_top_up: int = Field(default=10 * UNIT, ge=0, description="Amount of one top-up.")
+    grace_s: float = Field(default=5.0, ge=0, description="Graceful stop: time for RPCs to end.")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _split_seeds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("simulate_gpus")
+    @classmethod
+    def _check_simulation(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                SimSpec.parse(value)  # refuse a typo at startup, not at the first NVML read
+            except SimulationError as exc:
+                raise ValueError(str(exc)) from exc
+        return value or None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "node.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.machine_key_file or self.data_dir / "machine.key"
+
+    @property
+    def endpoint(self) -> str:
+        """host:port announced in the offer."""
+        port = self.public_port or int(self.listen.rsplit(":", 1)[1])
+        return f"{self.public_host}:{port}"
+
+    def provider_keypair_secret(self) -> str | None:
+        if self.provider_secret_file is not None:
+            try:
+                return self.provider_secret_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read {self.provider_secret_file}: {exc}") from exc
+        return self.provider_secret
+
+    def sim_spec(self) -> SimSpec | None:
+        return SimSpec.parse(self.simulate_gpus) if self.simulate_gpus else None
+
+    def check_provider(self) -> None:
+        """Fail early on an unusable provider secret."""
+        secret = self.provider_keypair_secret()
+        if secret is not None:
+            keypair_from_secret(secret)

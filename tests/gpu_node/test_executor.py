@@ -1,0 +1,171 @@
+"""The executor's rules for chain actions: re-read first, and treat "already done" as done.
+The runtime and chain are in-test recorders injected through the executor's interfaces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from services.common import new_registry, spec_hash
+from services.common._chain import ChainLease, ExtrinsicFailed
+from services.gpu_node.agent_metrics import AgentMetrics
+from services.gpu_node.hardware.model import GpuDevice, Inventory
+from services.gpu_node.reconcile.executor import Executor
+from services.gpu_node.reconcile.plan import (
+    ApplyWorkload,
+    CancelLease,
+    ClaimPayment,
+    DeleteReason,
+    DeleteWorkload,
+    ForgetSpec,
+    StartLease,
+)
+from services.gpu_node.runtime.base import LeaseWorkload, WorkloadPhase, WorkloadStatus
+from services.gpu_node.store import NodeStore
+
+from .utils import SAMPLE_SSH_KEY
+
+SPEC = {"version": 1, "image": "localhost/gridlease-sshd:1", "ssh_public_key": SAMPLE_SSH_KEY}
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.applied: list[LeaseWorkload] = []
+        self.deleted: list[int] = []
+
+    def apply(self, workload: LeaseWorkload) -> WorkloadStatus:
+        self.applied.append(workload)
+        return WorkloadStatus(workload.lease_id, WorkloadPhase.RUNNING)
+
+    def delete(self, lease_id: int) -> None:
+        self.deleted.append(lease_id)
+
+    def list(self) -> Sequence[WorkloadStatus]:
+        return []
+
+    def status(self, lease_id: int) -> WorkloadStatus:
+        raise AssertionError("not used")
+
+
+class Chain:
+    def __init__(self, state: str | None, error: str | None = None) -> None:
+        self.state = state
+        self.error = error
+        self.calls: list[str] = []
+
+    def lease(self, lease_id: int) -> ChainLease | None:
+        if self.state is None:
+            return None
+        return ChainLease(lease_id, b"\0" * 32, "5C", 1, 1, 1, 10, b"\0" * 32, self.state,
+                          1, 0, 0, 0, 0)  # fmt: skip
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if self.error:
+            raise ExtrinsicFailed(self.error)
+
+    def start_lease(self, lease_id: int) -> None:
+        self._call("start_lease")
+
+    def claim_payment(self, lease_id: int) -> int:
+        self._call("claim_payment")
+        return 950
+
+    def cancel_lease(self, lease_id: int) -> None:
+        self._call("cancel_lease")
+
+
+def _inventory() -> Inventory:
+    gpus = tuple(
+        GpuDevice(i, f"GPU-{i}", "H100", 1 << 30, "0", "9.0", False, None, None, None, None, None)
+        for i in range(4)
+    )
+    return Inventory("1", "1", gpus, simulated=True)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> NodeStore:
+    return NodeStore(tmp_path / "node.db")
+
+
+def _executor(chain: Chain, store: NodeStore, runtime: Runtime | None = None) -> Executor:
+    return Executor(runtime or Runtime(), chain, store, _inventory, current_block=lambda: 77)
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "calls"),
+    [
+        (StartLease(1), "Pending", ["start_lease"]),
+        (StartLease(1), "Running", []),
+        (StartLease(1), None, []),
+        (ClaimPayment(1, final=True), "Running", ["claim_payment"]),
+        (ClaimPayment(1, final=True), "Pending", []),
+        (ClaimPayment(1, final=False), None, []),
+        (CancelLease(1), "Pending", ["cancel_lease"]),
+        (CancelLease(1), "Running", []),
+    ],
+)
+def test_execute_chain_action_only_when_chain_still_needs_it(
+    action: StartLease | ClaimPayment | CancelLease,
+    state: str | None,
+    calls: list[str],
+    store: NodeStore,
+) -> None:
+    chain = Chain(state)
+    [outcome] = _executor(chain, store).run([action])
+    assert chain.calls == calls
+    assert outcome.result == ("done" if calls else "skipped")
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "result"),
+    [
+        (StartLease(1), "LeaseAlreadyStarted", "skipped"),
+        (StartLease(1), "StartWindowPassed", "failed"),
+        (ClaimPayment(1, final=False), "NothingToClaim", "skipped"),
+        (ClaimPayment(1, final=True), "LeaseNotFound", "skipped"),
+        (ClaimPayment(1, final=True), "NotMachineOperator", "failed"),
+    ],
+)
+def test_execute_chain_error_already_done_is_not_a_failure(
+    action: StartLease | ClaimPayment, error: str, result: str, store: NodeStore
+) -> None:
+    state = "Pending" if isinstance(action, StartLease) else "Running"
+    [outcome] = _executor(Chain(state, error), store).run([action])
+    assert (outcome.result, outcome.detail.split(":")[0]) == (result, error)
+
+
+def test_execute_apply_uses_stored_spec_on_chain_gpus(store: NodeStore) -> None:
+    store.accept(5, SPEC, spec_hash(SPEC), "5C", 1)
+    runtime = Runtime()
+    outcomes = _executor(Chain("Pending"), store, runtime).run(
+        [ApplyWorkload(5, (1, 3), restart=False), ApplyWorkload(6, (0,), restart=False)]
+    )
+    assert [o.result for o in outcomes] == ["done", "skipped"]  # 6 has no spec
+    assert [(w.lease_id, w.gpu_uuids) for w in runtime.applied] == [(5, ("GPU-1", "GPU-3"))]
+
+
+def test_execute_failures_do_not_stop_later_actions_and_are_counted(store: NodeStore) -> None:
+    store.accept(5, SPEC, spec_hash(SPEC), "5C", 1)
+    registry = new_registry()
+    metrics = AgentMetrics(registry)
+    runtime = Runtime()
+    executor = Executor(runtime, Chain("Running"), store, _inventory, metrics, lambda: 77)
+    outcomes = executor.run(
+        [
+            ApplyWorkload(5, (9,), restart=False),  # GPU 9 is not on this machine
+            DeleteWorkload(8, DeleteReason.ORPHAN),
+            ClaimPayment(5, final=True),
+            ForgetSpec(5),
+        ]
+    )
+    assert [o.result for o in outcomes] == ["failed", "done", "done", "done"]
+    assert runtime.deleted == [8]
+    stored = store.get(5)
+    assert stored is not None and stored.ended_block == 77
+    text = generate_latest(registry).decode()
+    assert "gridlease_node_earnings_claimed_total 950.0" in text
+    assert 'gridlease_node_reconcile_errors_total{what="ApplyWorkload"} 1.0' in text

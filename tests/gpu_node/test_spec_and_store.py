@@ -1,0 +1,93 @@
+"""Workload spec parsing and the node's SQLite store (restart keeps specs and sequences)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.common import MalformedMessage, spec_hash
+from services.gpu_node.hardware.model import GpuDevice, Inventory
+from services.gpu_node.runtime.base import WorkloadInvalid
+from services.gpu_node.spec import parse_spec, to_workload
+from services.gpu_node.store import NodeStore
+
+from .utils import SAMPLE_SSH_KEY
+
+SPEC = {"version": 1, "image": "localhost/gridlease-sshd:1", "ssh_public_key": SAMPLE_SSH_KEY}
+FULL = {**SPEC, "command": ["sleep", "infinity"], "env": {"A": "b"}, "ports": [8080],
+        "cpu_millicores": 500, "memory_mib": 256}  # fmt: skip
+
+
+def _gpu(index: int) -> GpuDevice:
+    return GpuDevice(index, f"GPU-{index}", "NVIDIA H100", 80 << 30, f"0000:{index:02x}:00.0",
+                     "9.0", False, 700.0, 0, 0, 30, 70.0)  # fmt: skip
+
+
+def test_parse_spec_accepts_every_field() -> None:
+    parsed = parse_spec(json.dumps(FULL).encode())
+    assert parsed.spec.ports == (8080,) and parsed.spec.command == ("sleep", "infinity")
+    assert parsed.digest == spec_hash(FULL)
+
+
+def test_parse_spec_hash_is_canonical_whatever_the_key_order() -> None:
+    reordered = json.dumps(dict(reversed(list(SPEC.items())))).encode()
+    parsed = parse_spec(reordered)
+    assert parsed.digest == spec_hash(SPEC)
+    assert parsed.spec.image == SPEC["image"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff", "spec_not_json"),
+        (b"[1]", "spec_not_object"),
+        (json.dumps({**SPEC, "privileged": True}).encode(), "spec_invalid"),
+        (json.dumps({**SPEC, "version": 2}).encode(), "spec_invalid"),
+        (json.dumps({**SPEC, "ports": [2222]}).encode(), "spec_invalid"),
+        (json.dumps({**SPEC, "ssh_public_key": "not a key"}).encode(), "spec_invalid"),
+        (json.dumps({**SPEC, "memory_mib": 1.5}).encode(), "spec_invalid"),
+        (json.dumps({**SPEC, "memory_mib": "512"}).encode(), "spec_invalid"),
+        (json.dumps({**SPEC, "ports": [True]}).encode(), "spec_invalid"),
+        (b" " * (64 * 1024 + 1), "spec_too_large"),
+    ],
+)
+def test_parse_spec_refuses_with_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(MalformedMessage) as err:
+        parse_spec(raw)
+    assert err.value.reason == reason
+
+
+def test_to_workload_maps_chain_gpu_indexes_to_uuids() -> None:
+    inventory = Inventory("550", "12.4", tuple(_gpu(i) for i in range(4)), simulated=True)
+    workload = to_workload(parse_spec(json.dumps(SPEC).encode()).spec, 5, (1, 3), inventory)
+    assert workload.gpu_uuids == ("GPU-1", "GPU-3")
+    with pytest.raises(WorkloadInvalid):
+        to_workload(parse_spec(json.dumps(SPEC).encode()).spec, 5, (4,), inventory)
+
+
+def test_store_keeps_specs_across_reopen(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.db")
+    first = store.accept(3, SPEC, spec_hash(SPEC), "5Cust", 10)
+    again = store.accept(3, {**SPEC, "env": {"A": "b"}}, b"\0" * 32, "5Other", 11)
+    assert again == first  # the first accepted row stands
+    store.close()
+
+    reopened = NodeStore(tmp_path / "node.db")
+    assert reopened.active() == {3: first}
+    reopened.mark_ended(3, 20)
+    assert reopened.active() == {}
+    got = reopened.get(3)
+    assert got is not None and got.ended and got.ended_block == 20
+    assert reopened.get(2**64 - 1) is None
+
+
+def test_store_sequence_increases_across_restarts_even_if_clock_goes_back(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.db")
+    assert store.next_sequence(5_000) == 5_000
+    assert store.next_sequence(5_000) == 5_001
+    store.close()
+    reopened = NodeStore(tmp_path / "node.db")
+    assert reopened.next_sequence(1_000) == 5_002  # the clock went back: still above
+    assert reopened.next_sequence(9_000) == 9_000
