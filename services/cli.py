@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 __all__ = ["COMMAND_GROUPS", "build_parser", "main"]
 
-COMMAND_GROUPS: tuple[str, ...] = ("services.seed.cli", "services.gpu_node.cli")
+COMMAND_GROUPS: tuple[str, ...] = (
+    "services.seed.cli",
+    "services.gpu_node.cli",
+    "services.customer_cli.cli",
+    "services.devstack.cli",
+)
 
 
 def build_parser(groups: Sequence[str] = COMMAND_GROUPS) -> argparse.ArgumentParser:

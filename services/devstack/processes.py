@@ -1,0 +1,111 @@
+"""Background processes of the dev stack: started detached (own session, logs to one folder),
+recorded in a state file so `dev down` (another process) can stop them, and waited on until
+they answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Process", "StackState", "port_open", "wait_until"]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_until(
+    what: str, ready: Callable[[], bool], timeout: float, alive: Callable[[], bool] | None = None
+) -> None:
+    """Polls `ready` until it holds; fails early if `alive` says the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if alive is not None and not alive():
+            raise RuntimeError(f"{what} exited before it was ready")
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+@dataclass
+class Process:
+    name: str
+    pid: int
+    log: Path
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM to the process group, then SIGKILL after `grace` seconds."""
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and self.alive():
+                time.sleep(0.2)
+            if not self.alive():
+                return
+
+
+class StackState:
+    """The dev stack's folder: `logs/` and `state.json` naming each running process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.logs = root / "logs"
+        self.file = root / "state.json"
+
+    def load(self) -> dict[str, Process]:
+        if not self.file.exists():
+            return {}
+        raw = json.loads(self.file.read_text())
+        return {n: Process(n, int(p["pid"]), Path(p["log"])) for n, p in raw["processes"].items()}
+
+    def save(self, processes: Mapping[str, Process], info: Mapping[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        body = {
+            "processes": {n: {"pid": p.pid, "log": str(p.log)} for n, p in processes.items()},
+            "info": dict(info),
+        }
+        self.file.write_text(json.dumps(body, indent=2))
+
+    def info(self) -> dict[str, str]:
+        if not self.file.exists():
+            return {}
+        return dict(json.loads(self.file.read_text()).get("info", {}))
+
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> Process:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # its own group: `down` stops it and its children
+            )
+        return Process(name, proc.pid, log)
+
+    def clear(self) -> None:
+        self.file.unlink(missing_ok=True)

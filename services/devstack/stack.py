@@ -1,0 +1,206 @@
+"""`gridlease dev up|down|status`: the dev chain, two seeds, a GPU node with simulated GPUs on
+the Podman backend, and the customer API, on loopback, with logs in one folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from services.common._chain import ChainClient, ChainUnavailable
+from services.devstack.processes import Process, StackState, port_open, wait_until
+
+__all__ = ["REPO", "Ports", "Stack"]
+
+REPO = Path(__file__).resolve().parents[2]
+# Built once per machine and cached: the first `up` builds the chain (tens of minutes on a cold
+# machine, with progress in logs/chain.log) and the SSH image (about a minute and a half).
+CHAIN_READY_TIMEOUT_S = 3600.0
+SYSTEM_PACKAGES = ("gcc", "podman", "runc", "debootstrap", "openssh-client", "curl")
+
+
+@dataclass(frozen=True)
+class Ports:
+    chain: int = 9944
+    seeds: tuple[int, int] = (7601, 7602)
+    seed_metrics: tuple[int, int] = (9601, 9602)
+    node: int = 7700
+    node_metrics: int = 9700
+    api: int = 8080
+
+    def all(self) -> list[int]:
+        return [self.chain, *self.seeds, *self.seed_metrics, self.node, self.node_metrics, self.api]
+
+
+class Stack:
+    def __init__(
+        self,
+        root: Path = REPO / ".gridlease" / "dev",
+        ports: Ports | None = None,
+        simulate_gpus: str = "h100:8",
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.root = root
+        self.ports = ports or Ports()
+        self.simulate_gpus = simulate_gpus
+        self.state = StackState(root)
+        self.say = say
+
+    # -- addresses -------------------------------------------------------------------------------
+    @property
+    def chain_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ports.chain}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def seed_endpoints(self) -> list[str]:
+        return [f"127.0.0.1:{p}" for p in self.ports.seeds]
+
+    def running(self) -> dict[str, Process]:
+        return {n: p for n, p in self.state.load().items() if p.alive()}
+
+    # -- up ----------------------------------------------------------------------------------------
+    def up(self) -> dict[str, str]:
+        if self.running():
+            raise RuntimeError("the dev stack is already up (gridlease dev down stops it)")
+        busy = [p for p in self.ports.all() if port_open(p)]
+        if busy:
+            raise RuntimeError(f"ports already in use: {busy}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self._step("system packages", self._system_packages)
+        processes: dict[str, Process] = {}
+        try:
+            self._step("dev chain (builds on first use)", lambda: self._start_chain(processes))
+            self._step("seed nodes", lambda: self._start_seeds(processes))
+            self._step("SSH workload image", self._ensure_image)
+            self._step("GPU node (8 simulated H100, Podman)", lambda: self._start_node(processes))
+            self._step("customer API", lambda: self._start_api(processes))
+        except BaseException:
+            self.state.save(processes, {})
+            self.down()
+            raise
+        info = {
+            "chain": self.chain_url,
+            "seeds": ",".join(self.seed_endpoints),
+            "node": f"127.0.0.1:{self.ports.node} (metrics :{self.ports.node_metrics})",
+            "api": self.api_url,
+            "docs": f"{self.api_url}/docs",
+            "logs": str(self.state.logs),
+        }
+        self.state.save(processes, info)
+        self.say(f"dev stack up in {time.monotonic() - started:.0f} s")
+        for name, where in info.items():
+            self.say(f"  {name:<6} {where}")
+        return info
+
+    def _step(self, what: str, action: Callable[[], object]) -> None:
+        t0 = time.monotonic()
+        self.say(f"==> {what}")
+        action()
+        self.say(f"    {what}: {time.monotonic() - t0:.0f} s")
+
+    def _system_packages(self) -> None:
+        subprocess.run(["bash", str(REPO / "scripts" / "system-deps.sh"), *SYSTEM_PACKAGES],
+                       check=True)
+
+    def _start_chain(self, processes: dict[str, Process]) -> None:
+        proc = self.state.start(
+            "chain",
+            [str(REPO / "chain" / "dev-chain"), "--port", str(self.ports.chain),
+             "--block-time", "1"],
+        )
+        processes["chain"] = proc
+        self.say(f"    building/starting; progress in {proc.log}")
+
+        def ready() -> bool:
+            try:
+                ChainClient(self.chain_url).close()
+            except ChainUnavailable:
+                return False
+            return True
+
+        wait_until("dev chain", ready, CHAIN_READY_TIMEOUT_S, proc.alive)
+
+    def _start_seeds(self, processes: dict[str, Process]) -> None:
+        for i, (port, metrics) in enumerate(zip(self.ports.seeds, self.ports.seed_metrics,
+                                                strict=True)):
+            peers = [e for e in self.seed_endpoints if not e.endswith(f":{port}")]
+            argv = [sys.executable, "-m", "services.seed", "--listen", f"127.0.0.1:{port}",
+                    "--data-dir", str(self.root / f"seed-{i + 1}"),
+                    "--metrics-port", str(metrics)]
+            for peer in peers:
+                argv += ["--peer", peer]
+            proc = self.state.start(f"seed-{i + 1}", argv)
+            processes[proc.name] = proc
+            wait_until(proc.name, lambda p=port: port_open(p), 60, proc.alive)
+
+    def _ensure_image(self) -> None:
+        from services.gpu_node.runtime.images import ensure_sshd_image
+        from services.gpu_node.runtime.podman_cli import PodmanCli
+
+        ensure_sshd_image(PodmanCli())
+
+    def _start_node(self, processes: dict[str, Process]) -> None:
+        env = {
+            "GRIDLEASE_NODE_CHAIN_URL": self.chain_url,
+            "GRIDLEASE_NODE_SEEDS": ",".join(self.seed_endpoints),
+            # The dev provider is //Alice; a real provider keeps its key in a file.
+            "GRIDLEASE_NODE_PROVIDER_SECRET": "//Alice",
+            "GRIDLEASE_NODE_DATA_DIR": str(self.root / "node"),
+            "GRIDLEASE_NODE_LISTEN": f"127.0.0.1:{self.ports.node}",
+            "GRIDLEASE_NODE_PUBLIC_HOST": "127.0.0.1",
+            "GRIDLEASE_NODE_PUBLISH_HOST": "127.0.0.1",
+            "GRIDLEASE_NODE_RUNTIME": "podman",
+            "GRIDLEASE_NODE_SIMULATE_GPUS": self.simulate_gpus,
+            "GRIDLEASE_NODE_METRICS_PORT": str(self.ports.node_metrics),
+            "GRIDLEASE_NODE_REGION": "local",
+            "GRIDLEASE_NODE_RECONCILE_INTERVAL_S": "2",
+        }
+        proc = self.state.start("node", [sys.executable, "-m", "services.gpu_node", "run"], env)
+        processes["node"] = proc
+        wait_until("GPU node", lambda: port_open(self.ports.node), 300, proc.alive)
+
+    def _start_api(self, processes: dict[str, Process]) -> None:
+        env = {
+            "GRIDLEASE_API_DEV_MODE": "true",
+            "GRIDLEASE_API_PORT": str(self.ports.api),
+            "GRIDLEASE_API_DATABASE_URL": f"sqlite:///{self.root / 'api.db'}",
+            "GRIDLEASE_API_CHAIN_URL": self.chain_url,
+            "GRIDLEASE_API_SEED_ENDPOINTS": ",".join(self.seed_endpoints),
+        }
+        proc = self.state.start("api", [sys.executable, "-m", "services.customer_api", "serve"],
+                                env)
+        processes["api"] = proc
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until("customer API", ready, 120, proc.alive)
+
+    # -- down / status -----------------------------------------------------------------------------
+    def down(self) -> list[str]:
+        """Stops every process of the stack (API first, chain last). Workload containers of the
+        node stay until their leases end; `--purge` in the CLI removes them too."""
+        processes = self.state.load()
+        order = ["api", "node", "seed-2", "seed-1", "chain"]
+        stopped = []
+        for name in sorted(processes, key=lambda n: order.index(n) if n in order else -1):
+            processes[name].stop()
+            stopped.append(name)
+        self.state.clear()
+        return stopped
+
+    def status(self) -> dict[str, bool]:
+        return {n: p.alive() for n, p in self.state.load().items()}
