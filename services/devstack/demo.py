@@ -17,7 +17,7 @@ from services.common._chain import ChainClient
 from services.customer_cli.cli import wait_until_running
 from services.customer_cli.client import ApiClient, ClientConfig
 
-__all__ = ["DemoResult", "lease_settlement", "run_demo"]
+__all__ = ["DemoResult", "demo_customer", "demo_ssh_key", "lease_settlement", "run_demo"]
 
 UNIT = 10**12
 
@@ -32,14 +32,14 @@ class DemoResult:
     refunded: int
 
 
-def _ssh_key(root: Path) -> tuple[Path, str]:
+def demo_ssh_key(root: Path) -> tuple[Path, str]:
     key = root / "demo_ed25519"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return key, key.with_suffix(".pub").read_text().strip()
 
 
-def _customer(api_url: str, root: Path) -> ClientConfig:
+def demo_customer(api_url: str, root: Path) -> ClientConfig:
     """The demo customer's API key, created (and funded) once per stack."""
     saved = root / "demo-customer.json"
     if saved.exists():
@@ -94,8 +94,8 @@ def lease_settlement(chain: ChainClient, lease_id: int, first_block: int, last_b
 
 def run_demo(api_url: str, chain_url: str, root: Path, say: Callable[[str], None] = print,
              gpus: int = 2, blocks: int = 600) -> DemoResult:
-    key, public_key = _ssh_key(root)
-    config = _customer(api_url, root)
+    key, public_key = demo_ssh_key(root)
+    config = demo_customer(api_url, root)
     with ApiClient(config) as api, ChainClient(chain_url) as chain:
         say("==> finding an offer with 2 free GPUs")
         offer = _wait_for_offer(api, gpus)

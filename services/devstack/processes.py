@@ -16,6 +16,10 @@ from pathlib import Path
 
 __all__ = ["Process", "StackState", "port_open", "wait_until"]
 
+# Processes this Python process started, so it can reap them (a killed child stays a zombie,
+# and looks alive, until its parent waits for it).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
@@ -44,6 +48,9 @@ class Process:
     log: Path
 
     def alive(self) -> bool:
+        child = _children.get(self.pid)
+        if child is not None:
+            return child.poll() is None
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -61,6 +68,7 @@ class Process:
             while time.monotonic() < deadline and self.alive():
                 time.sleep(0.2)
             if not self.alive():
+                _children.pop(self.pid, None)
                 return
 
 
@@ -105,6 +113,7 @@ class StackState:
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # its own group: `down` stops it and its children
             )
+        _children[proc.pid] = proc
         return Process(name, proc.pid, log)
 
     def clear(self) -> None:

@@ -25,7 +25,7 @@ def postgres_cluster() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="gridlease-pg-"))
     try:
         url = subprocess.run(
-            [str(POSTGRES_SH), "start", str(folder / "cluster")],
+            [str(POSTGRES_SH), "start", str(folder)],
             check=True,
             capture_output=True,
             text=True,
@@ -33,8 +33,9 @@ def postgres_cluster() -> Iterator[str]:
         ).stdout.strip()
         yield url
     finally:
-        subprocess.run([str(POSTGRES_SH), "stop", str(folder / "cluster")], check=False,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [str(POSTGRES_SH), "stop", str(folder)], check=False, capture_output=True, timeout=60
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -1,0 +1,1 @@
+"""Settings, database engine, migrations and secrets of the customer API."""

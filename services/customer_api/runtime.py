@@ -1,0 +1,81 @@
+"""Everything a running API shares between requests, built once at startup (lifespan) and
+handed to routes through api.deps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from services.customer_api.chain import ChainGateway
+from services.customer_api.core.config import Settings
+from services.customer_api.core.db import make_engine
+from services.customer_api.core.security import Custody
+from services.customer_api.indexer import Indexer
+from services.customer_api.metrics import ApiMetrics
+from services.customer_api.node_client import NodeClient
+from services.customer_api.offers.index import OfferIndex
+from services.customer_api.offers.search import OfferSearch
+from services.customer_api.offers.watcher import OfferWatcher
+from services.seed.client import SeedClient
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    chain: ChainGateway
+    custody: Custody
+    index: OfferIndex
+    search: OfferSearch
+    nodes: NodeClient
+    indexer: Indexer
+    metrics: ApiMetrics
+    seeds: SeedClient
+    watcher: OfferWatcher
+    indexer_chain: ChainGateway
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        nodes: NodeClient | None = None,
+        engine: Engine | None = None,
+    ) -> Runtime:
+        """Must run inside the event loop that serves requests (the seed client binds to it)."""
+        engine = engine or make_engine(settings.database_url)
+        chain = ChainGateway(settings.chain_url, writers=settings.chain_writers)
+        # The indexer has its own connection so it never waits behind calls or searches.
+        indexer_chain = ChainGateway(settings.chain_url, writers=1)
+        index = OfferIndex()
+        seeds = SeedClient(settings.seed_endpoints, timeout_s=settings.seed_timeout_s)
+        metrics = ApiMetrics.create()
+        return cls(
+            settings=settings,
+            engine=engine,
+            chain=chain,
+            custody=Custody(settings.server_secret.get_secret_value()),
+            index=index,
+            search=OfferSearch(index, chain.machines, ttl_s=settings.chain_state_ttl_s),
+            nodes=nodes or NodeClient(timeout_s=settings.node_timeout_s),
+            indexer=Indexer(
+                engine,
+                indexer_chain.reader,
+                start_block=settings.indexer_start_block,
+                on_block=metrics.indexed_block.set,
+            ),
+            metrics=metrics,
+            seeds=seeds,
+            watcher=OfferWatcher(seeds, index, retry_s=settings.offers_retry_s),
+            indexer_chain=indexer_chain,
+        )
+
+    async def close(self) -> None:
+        await self.seeds.close()
+        self.nodes.close()
+        self.chain.close()
+        self.indexer_chain.close()
+        self.engine.dispose()

@@ -1,0 +1,165 @@
+"""The whole stack across real processes: dev chain (Chopsticks + our wasm), two seeds, a GPU node
+(simulated H100s via the NVML stand-in, real Podman containers) and the customer API.
+
+One lease runs end to end with an SSH login; the chain's own events show that what the customer
+paid equals what the provider received plus the fee. Then the failure paths: the node is killed
+-9 during a lease and restarted (the lease keeps running, started once), the API is restarted
+(lease states intact), and the provider stops heartbeating (the customer reports; refund and
+compensation arrive)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common._chain import ChainClient
+from services.customer_cli.cli import wait_until_running
+from services.customer_cli.client import ApiClient
+from services.devstack.demo import demo_customer, demo_ssh_key, lease_settlement, run_demo
+from services.devstack.processes import wait_until
+from services.devstack.stack import Ports, Stack
+
+UNIT = 10**12
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    p = _free_ports(8)
+    ports = Ports(chain=p[0], seeds=(p[1], p[2]), seed_metrics=(p[3], p[4]), node=p[5],
+                  node_metrics=p[6], api=p[7])
+    s = Stack(root=tmp_path_factory.mktemp("stack"), ports=ports, say=lambda _m: None)
+    s.up()
+    yield s
+    s.down()
+
+
+@pytest.fixture(scope="module")
+def chain(stack: Stack) -> Iterator[ChainClient]:
+    with ChainClient(stack.chain_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Iterator[ApiClient]:
+    demo_ssh_key(stack.root)
+    with ApiClient(demo_customer(stack.api_url, stack.root)) as client:
+        yield client
+
+
+def _lease(api: ApiClient, stack: Stack, gpus: int = 1, blocks: int = 400) -> int:
+    offer = api.get("/offers", params={"min_gpus": gpus, "limit": 1})["data"][0]
+    key = (stack.root / "demo_ed25519.pub").read_text().strip()
+    lease = api.post("/leases", json={
+        "machine_id": offer["machine_id"], "gpus": gpus, "duration_blocks": blocks,
+        "image": "localhost/gridlease-sshd:1", "ssh_public_key": key,
+    })
+    return int(lease["lease_id"])
+
+
+def _events(chain: ChainClient, name: str, lease_id: int, first: int, last: int) -> int:
+    count = 0
+    for n in range(first, last + 1):
+        h = chain.block_hash(n)
+        for e in chain.events(h) if h else []:
+            mine = e.attributes.get("lease_id") == lease_id
+            if e.module == "GpuRental" and e.name == name and mine:
+                count += 1
+    return count
+
+
+def _restart(stack: Stack, name: str, sig: int) -> None:
+    """Kills one process of the stack with `sig` and starts it again the way `up` did."""
+    proc = stack.state.load()[name]
+    os.killpg(proc.pid, sig)
+    wait_until(f"{name} to die", lambda: not proc.alive(), 30)
+    processes = stack.state.load()
+    starter = {"node": stack._start_node, "api": stack._start_api}[name]
+    starter(processes)
+    stack.state.save(processes, stack.state.info())
+
+
+def test_demo_lease_is_served_and_money_adds_up(stack: Stack, chain: ChainClient) -> None:
+    result = run_demo(stack.api_url, stack.chain_url, stack.root, say=lambda _m: None,
+                      blocks=100)
+    assert "hello from" in result.ssh_output and "GPUs: GPU-" in result.ssh_output
+    assert result.customer_paid > 0 and result.refunded > 0
+    assert result.customer_paid == result.provider_received + result.protocol_fee
+
+
+def test_node_killed_mid_lease_keeps_lease_running_and_started_once(
+    stack: Stack, chain: ChainClient, api: ApiClient
+) -> None:
+    lease_id = _lease(api, stack)
+    lease = wait_until_running(api, lease_id, out=open(os.devnull, "w"))  # noqa: SIM115
+    _restart(stack, "node", signal.SIGKILL)
+    chain.dev_new_blocks(3)
+    time.sleep(3)  # a few reconcile rounds of the restarted node
+    on_chain = chain.lease(lease_id)
+    assert on_chain is not None and on_chain.state == "Running"
+    again = wait_until_running(api, lease_id, out=open(os.devnull, "w"))  # noqa: SIM115
+    assert again["connection"]["ssh_port"] == lease["connection"]["ssh_port"]
+    api.post(f"/leases/{lease_id}/terminate")
+    wait_until("lease end recorded", lambda: api.get(f"/leases/{lease_id}")["state"] == "ended",
+               60)
+    ended = api.get(f"/leases/{lease_id}")
+    first, last = int(ended["created_block"]), int(ended["ended_block"])
+    assert _events(chain, "LeaseStarted", lease_id, first, last) == 1
+    money = lease_settlement(chain, lease_id, first, last)
+    assert money["escrow"] == money["paid"] + money["fee"] + money["refunded"]
+    assert int(ended["spent"]) == money["paid"] + money["fee"]
+
+
+def test_api_restart_keeps_lease_states(stack: Stack, api: ApiClient) -> None:
+    before = {x["lease_id"]: (x["state"], x["spent"], x["refunded"])
+              for x in api.get("/leases")["data"]}
+    assert before
+    _restart(stack, "api", signal.SIGTERM)
+    with ApiClient(api.config) as fresh:
+        after = {x["lease_id"]: (x["state"], x["spent"], x["refunded"])
+                 for x in fresh.get("/leases")["data"]}
+    assert after == before
+
+
+def test_provider_goes_dark_customer_reports_and_is_compensated(
+    stack: Stack, chain: ChainClient, api: ApiClient
+) -> None:
+    lease_id = _lease(api, stack, gpus=2)
+    wait_until_running(api, lease_id, out=open(os.devnull, "w"))  # noqa: SIM115
+    account_before = api.get("/account")
+    node = stack.state.load()["node"]
+    os.killpg(node.pid, signal.SIGSTOP)  # the provider goes dark: no heartbeats, no claims
+    try:
+        grace = int(chain.constant("HeartbeatGrace"))
+        chain.dev_new_blocks(grace + 2)
+        report = api.post(f"/leases/{lease_id}/report")
+        assert report["state"] == "ended" or report["lease_id"] == lease_id
+        wait_until("failure recorded",
+                   lambda: api.get(f"/leases/{lease_id}").get("end_reason") == "Failed", 60)
+    finally:
+        os.killpg(node.pid, signal.SIGCONT)
+    ended = api.get(f"/leases/{lease_id}")
+    money = lease_settlement(chain, lease_id, int(ended["created_block"]),
+                             int(ended["ended_block"]))
+    assert money["compensation"] > 0 and money["refunded"] > 0
+    assert money["escrow"] == money["paid"] + money["fee"] + money["refunded"]
+    account_after = api.get("/account")
+    gained = int(account_after["free"]) - int(account_before["free"])
+    # Refund and compensation arrive; the report's transaction fee is the only cost.
+    assert gained > money["refunded"] + money["compensation"] - UNIT // 100
+    assert Path(stack.state.logs).exists()
