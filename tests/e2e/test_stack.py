@@ -9,6 +9,7 @@ compensation arrive)."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -106,13 +107,13 @@ def test_node_killed_mid_lease_keeps_lease_running_and_started_once(
     stack: Stack, chain: ChainClient, api: ApiClient
 ) -> None:
     lease_id = _lease(api, stack)
-    lease = wait_until_running(api, lease_id, out=open(os.devnull, "w"))  # noqa: SIM115
+    lease = wait_until_running(api, lease_id, out=io.StringIO())
     _restart(stack, "node", signal.SIGKILL)
     chain.dev_new_blocks(3)
     time.sleep(3)  # a few reconcile rounds of the restarted node
     on_chain = chain.lease(lease_id)
     assert on_chain is not None and on_chain.state == "Running"
-    again = wait_until_running(api, lease_id, out=open(os.devnull, "w"))  # noqa: SIM115
+    again = wait_until_running(api, lease_id, out=io.StringIO())
     assert again["connection"]["ssh_port"] == lease["connection"]["ssh_port"]
     api.post(f"/leases/{lease_id}/terminate")
     wait_until("lease end recorded", lambda: api.get(f"/leases/{lease_id}")["state"] == "ended",
@@ -140,7 +141,7 @@ def test_provider_goes_dark_customer_reports_and_is_compensated(
     stack: Stack, chain: ChainClient, api: ApiClient
 ) -> None:
     lease_id = _lease(api, stack, gpus=2)
-    wait_until_running(api, lease_id, out=open(os.devnull, "w"))  # noqa: SIM115
+    wait_until_running(api, lease_id, out=io.StringIO())
     account_before = api.get("/account")
     node = stack.state.load()["node"]
     os.killpg(node.pid, signal.SIGSTOP)  # the provider goes dark: no heartbeats, no claims
