@@ -1,13 +1,15 @@
 # Shared shell helpers for ./gridlease and the scripts: timed phases and the Python environment.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# phase NAME CMD...: runs CMD, printing how long it took (CI reads these lines).
+# phase NAME CMD...: runs CMD, printing how long it took (CI reads these lines); returns CMD's
+# exit status, so a failing phase fails the caller.
 phase() {
   local name="$1"; shift
-  local t0=$SECONDS
+  local t0=$SECONDS rc=0
   echo "==> $name"
-  "$@"
-  echo "<== $name: $((SECONDS - t0)) s"
+  "$@" || rc=$?
+  [ "$rc" -eq 0 ] && echo "<== $name: $((SECONDS - t0)) s" || echo "<== $name: $((SECONDS - t0)) s (exit $rc)"
+  return "$rc"
 }
 
 # The venv lives in the clone (.venv, ignored); pip's cache is outside it so a fresh clone is quick.

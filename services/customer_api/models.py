@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import StringConstraints, field_validator
-from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, MetaData, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -368,3 +368,16 @@ class ErrorPublic(SQLModel):
 
     detail: str
     code: str | None = None
+
+
+def _api_metadata() -> MetaData:
+    """The API's own tables. SQLModel's shared metadata also holds other services' tables (the
+    seed's offers) whenever they are imported in the same process, so migrations and their
+    check compare against this instead."""
+    metadata = MetaData()
+    for model in (Customer, ApiKey, CustodialKey, LeaseRecord, IndexerCursor):
+        model.__table__.to_metadata(metadata)  # type: ignore[attr-defined]
+    return metadata
+
+
+API_METADATA = _api_metadata()

@@ -1,16 +1,15 @@
 """Alembic environment of the customer API: migrates the URL given in the Config (see
-services.customer_api.core.migrate), against SQLModel's metadata."""
+services.customer_api.core.migrate), against the API's own tables (API_METADATA)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
-from sqlmodel import SQLModel
 
-import services.customer_api.models  # noqa: F401  (registers the tables)
+from services.customer_api.models import API_METADATA
 
 config = context.config
-target_metadata = SQLModel.metadata
+target_metadata = API_METADATA
 
 
 def run_migrations_offline() -> None:
