@@ -137,6 +137,30 @@ def test_api_restart_keeps_lease_states(stack: Stack, api: ApiClient) -> None:
     assert after == before
 
 
+def test_customer_cli_lists_offers_and_explains_errors(
+    stack: Stack, api: ApiClient, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.cli import main
+
+    monkeypatch.setenv("GRIDLEASE_API_URL", stack.api_url)
+    monkeypatch.setenv("GRIDLEASE_API_KEY", str(api.config.api_key))
+    assert main(["offers", "--min-gpus", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "NVIDIA H100 80GB HBM3" in out and "price/gpu/block" in out
+    assert main(["offers", "--gpu-model", "A100"]) == 0
+    out = capsys.readouterr().out
+    assert "no offer matches" in out and "excluded" in out
+    assert main(["lease", "show", "999999"]) == 1
+    assert "error (404)" in capsys.readouterr().err
+    assert main(["account"]) == 0
+    assert "free" in capsys.readouterr().out
+    monkeypatch.setenv("GRIDLEASE_API_KEY", "glk_not-a-key")
+    assert main(["account"]) == 1
+    assert "error (401)" in capsys.readouterr().err
+
+
+# Last: the penalty takes the machine offline (its bond falls below the minimum).
 def test_provider_goes_dark_customer_reports_and_is_compensated(
     stack: Stack, chain: ChainClient, api: ApiClient
 ) -> None:

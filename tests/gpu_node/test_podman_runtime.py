@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.gpu_node import labels
-from services.gpu_node.runtime.base import WorkloadNotFound, WorkloadPhase
+from services.gpu_node.runtime.base import WorkloadNotFound, WorkloadPhase, WorkloadStatus
 from services.gpu_node.runtime.images import SSHD_IMAGE, ensure_sshd_image
 from services.gpu_node.runtime.podman import GpuAttach, PodmanConfig, PodmanRuntime, run_args
 from services.gpu_node.runtime.podman_cli import PodmanCli
@@ -126,6 +126,16 @@ def ssh_when_ready(key: Path, endpoint: str, command: str) -> subprocess.Complet
     return proc
 
 
+def wait_running(runtime: PodmanRuntime, lease_id: int) -> WorkloadStatus:
+    """Polls until the runtime reports the workload up (sshd answering), a bounded time."""
+    for _ in range(120):
+        status = runtime.status(lease_id)
+        if status.phase is not WorkloadPhase.PENDING:
+            return status
+        subprocess.run(["sleep", "0.5"], check=True)
+    return status
+
+
 def test_apply_lease_answers_ssh_login(runtime: PodmanRuntime, ssh_key: Path) -> None:
     w = make_workload(
         lease_id=LEASE_A,
@@ -134,12 +144,14 @@ def test_apply_lease_answers_ssh_login(runtime: PodmanRuntime, ssh_key: Path) ->
         cpu_millicores=500,
         memory_mib=256,
     )
-    status = runtime.apply(w)
+    assert runtime.apply(w).phase in {WorkloadPhase.PENDING, WorkloadPhase.RUNNING}
+    status = wait_running(runtime, LEASE_A)
     assert status.phase is WorkloadPhase.RUNNING
     assert status.endpoints[2222].startswith("127.0.0.1:")
     assert set(status.endpoints) == {2222, 8080, 8888}
 
-    proc = ssh_when_ready(ssh_key, status.endpoints[2222], "echo ok")
+    # Reported running means sshd answers: the first login works, no retry needed.
+    proc = ssh(ssh_key, status.endpoints[2222], "echo ok")
     assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr
 
     # The session is as locked down as the container: three capabilities, no new privileges,
@@ -206,7 +218,8 @@ def test_apply_twice_keeps_container(runtime: PodmanRuntime, ssh_key: Path) -> N
         ["ps", "-q", "--filter", f"label={labels.LEASE_ID}={LEASE_B}"]
     )
     assert ids_changed != ids_after
-    assert third.phase is WorkloadPhase.RUNNING
+    assert third.phase in {WorkloadPhase.PENDING, WorkloadPhase.RUNNING}
+    assert wait_running(runtime, LEASE_B).phase is WorkloadPhase.RUNNING
 
 
 def test_list_finds_leases_by_label_and_delete_removes(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -25,6 +26,7 @@ from services.gpu_node.runtime.base import (
 )
 from services.gpu_node.runtime.images import SSHD_CAPABILITIES, SSHD_CONTAINER_PORT
 from services.gpu_node.runtime.podman_cli import PodmanCli
+from services.gpu_node.runtime.readiness import SSH_READY_GRACE_S, ssh_banner_ok
 
 __all__ = ["GpuAttach", "PodmanConfig", "PodmanRuntime", "run_args"]
 
@@ -122,12 +124,20 @@ def _endpoints(entry: Mapping[str, Any]) -> dict[int, str]:
 
 def _status(entry: Mapping[str, Any]) -> WorkloadStatus:
     uuids = entry["Labels"].get(labels.GPU_UUIDS, "")
+    phase = _phase(entry)
+    endpoints = _endpoints(entry)
+    message = str(entry.get("Status", ""))
+    ssh = endpoints.get(SSHD_CONTAINER_PORT)
+    if phase is WorkloadPhase.RUNNING and ssh is not None:
+        started = float(entry.get("StartedAt") or 0)
+        if time.time() - started < SSH_READY_GRACE_S and not ssh_banner_ok(ssh):
+            phase, message = WorkloadPhase.PENDING, "starting: waiting for sshd"
     return WorkloadStatus(
         lease_id=int(entry["Labels"][labels.LEASE_ID]),
-        phase=_phase(entry),
-        endpoints=_endpoints(entry),
+        phase=phase,
+        endpoints=endpoints,
         gpu_uuids=tuple(u for u in uuids.split(",") if u),
-        message=str(entry.get("Status", "")),
+        message=message,
     )
 
 
