@@ -3,6 +3,7 @@ the Podman backend, and the customer API, on loopback, with logs in one folder."
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -74,7 +75,7 @@ class Stack:
         busy = [p for p in self.ports.all() if port_open(p)]
         if busy:
             raise RuntimeError(f"ports already in use: {busy}")
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._fresh_state()
         started = time.monotonic()
         self._step("system packages", self._system_packages)
         processes: dict[str, Process] = {}
@@ -101,6 +102,18 @@ class Stack:
         for name, where in info.items():
             self.say(f"  {name:<6} {where}")
         return info
+
+    def _fresh_state(self) -> None:
+        """The dev chain starts from genesis every time, so whatever the services stored about
+        the previous chain (API database, node and seed data, the demo customer) goes too."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for path in self.root.iterdir():
+            if path.name in ("logs", "demo_ed25519", "demo_ed25519.pub"):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def _step(self, what: str, action: Callable[[], object]) -> None:
         t0 = time.monotonic()

@@ -216,11 +216,17 @@ class NodeAgent:
             delay = self.settings.reconcile_interval_s
             try:
                 outcomes = await asyncio.to_thread(self.reconciler.run_once)
-                if any(
+                # Soon again after a workload came up (to start its lease on chain) or while one
+                # is still starting (waiting for sshd), instead of a whole interval later.
+                applied = any(
                     isinstance(o.action, ApplyWorkload)
-                    and o.detail == WorkloadPhase.RUNNING.value
+                    and o.detail in (WorkloadPhase.RUNNING.value, WorkloadPhase.PENDING.value)
                     for o in outcomes
-                ):
+                )
+                starting = any(
+                    w.phase is WorkloadPhase.PENDING for w in self.reconciler.last_workloads
+                )
+                if applied or starting:
                     delay = _FOLLOW_UP_S
             except Exception as exc:  # noqa: BLE001 - counted in run_once; next round retries
                 log.warning("node.reconcile_error", extra={"error": f"{type(exc).__name__}: {exc}"})
