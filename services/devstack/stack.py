@@ -16,13 +16,22 @@ import httpx
 from services.common._chain import ChainClient, ChainUnavailable
 from services.devstack.processes import Process, StackState, port_open, wait_until
 
-__all__ = ["REPO", "Ports", "Stack"]
+__all__ = ["REPO", "Ports", "Stack", "chain_answers"]
 
 REPO = Path(__file__).resolve().parents[2]
 # Built once per machine and cached: the first `up` builds the chain (tens of minutes on a cold
 # machine, with progress in logs/chain.log) and the SSH image (about a minute and a half).
 CHAIN_READY_TIMEOUT_S = 3600.0
 SYSTEM_PACKAGES = ("gcc", "podman", "runc", "debootstrap", "openssh-client", "curl")
+
+
+def chain_answers(url: str) -> bool:
+    """Whether the chain's RPC at `url` accepts a substrate-interface connection."""
+    try:
+        ChainClient(url).close()
+    except ChainUnavailable:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -133,15 +142,8 @@ class Stack:
         )
         processes["chain"] = proc
         self.say(f"    building/starting; progress in {proc.log}")
-
-        def ready() -> bool:
-            try:
-                ChainClient(self.chain_url).close()
-            except ChainUnavailable:
-                return False
-            return True
-
-        wait_until("dev chain", ready, CHAIN_READY_TIMEOUT_S, proc.alive)
+        wait_until("dev chain", lambda: chain_answers(self.chain_url), CHAIN_READY_TIMEOUT_S,
+                   proc.alive)
 
     def _start_seeds(self, processes: dict[str, Process]) -> None:
         for i, (port, metrics) in enumerate(zip(self.ports.seeds, self.ports.seed_metrics,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,23 +24,14 @@ from services.customer_cli.client import ApiClient
 from services.devstack.demo import demo_customer, demo_ssh_key, lease_settlement, run_demo
 from services.devstack.processes import wait_until
 from services.devstack.stack import Ports, Stack
+from tests.utils.ports import free_ports
 
 UNIT = 10**12
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    p = _free_ports(8)
+    p = free_ports(8)
     ports = Ports(chain=p[0], seeds=(p[1], p[2]), seed_metrics=(p[3], p[4]), node=p[5],
                   node_metrics=p[6], api=p[7])
     s = Stack(root=tmp_path_factory.mktemp("stack"), ports=ports, say=lambda _m: None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,17 +12,11 @@ from substrateinterface import Keypair
 from services.common import build_offer, new_keypair, now_ms, sign_offer
 from services.common.grpc_gen.gridlease.v1 import offer_pb2, seed_pb2, seed_pb2_grpc
 from tests.utils.grpc_process import ServiceProcess, wait_until
+from tests.utils.ports import free_port
 
 __all__ = ["ALICE", "SeedProcess", "free_port", "make_offer", "start_mesh", "wait_until"]
 
 ALICE = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_offer(

@@ -1,67 +1,47 @@
-"""Starts the real dev chain (Chopsticks running our runtime's wasm) for tests, on a free port."""
+"""Starts the real dev chain (Chopsticks running our runtime's wasm) for tests, on a free port,
+with the dev stack's own process handling (services.devstack)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common._chain import ChainClient, ChainUnavailable
+from services.common._chain import ChainClient
+from services.devstack.processes import Process, StackState, wait_until
+from services.devstack.stack import REPO, chain_answers
+from tests.utils.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-DEV_CHAIN = ROOT / "chain" / "dev-chain"
+__all__ = ["DevChain", "start_dev_chain"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+DEV_CHAIN = REPO / "chain" / "dev-chain"
 
 
 @dataclass
 class DevChain:
-    process: subprocess.Popen[bytes]
+    process: Process
     url: str
-    log: Path
+
+    @property
+    def log(self) -> Path:
+        return self.process.log
 
     def client(self) -> ChainClient:
         return ChainClient(self.url)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait()
+        self.process.stop(grace=20)
 
 
 def start_dev_chain(log_dir: Path, ready_timeout: float = 1800.0) -> DevChain:
     """Starts chain/dev-chain and waits until its RPC answers. The first start on a machine
     builds the runtime, hence the long (but bounded) readiness wait."""
     port = free_port()
-    log = log_dir / f"dev-chain-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(DEV_CHAIN), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    chain = DevChain(process, f"ws://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dev chain exited ({process.returncode}); see {log}:\n"
-                               + log.read_text(errors="replace")[-3000:])
-        try:
-            ChainClient(chain.url).close()
-            return chain
-        except ChainUnavailable:
-            time.sleep(1)
-    chain.stop()
-    raise RuntimeError(f"dev chain not ready after {ready_timeout} s; see {log}")
+    process = StackState(log_dir).start(f"dev-chain-{port}", [str(DEV_CHAIN), "--port", str(port)])
+    chain = DevChain(process, f"ws://127.0.0.1:{port}")
+    try:
+        wait_until("dev chain", lambda: chain_answers(chain.url), ready_timeout, process.alive)
+    except (RuntimeError, TimeoutError) as e:
+        chain.stop()
+        tail = process.log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{e}; see {process.log}:\n{tail}") from e
+    return chain
