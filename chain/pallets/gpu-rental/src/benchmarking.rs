@@ -4,10 +4,7 @@
 use super::*;
 use crate::Pallet as GpuRental;
 use frame_benchmarking::v2::*;
-use frame_support::{
-	traits::{fungible::Mutate, Get},
-	BoundedVec,
-};
+use frame_support::traits::{fungible::Mutate, Get};
 use frame_system::RawOrigin;
 use polkadot_sdk::frame_benchmarking;
 use sp_runtime::traits::{Bounded, Saturating};
@@ -18,8 +15,8 @@ fn fund<T: Config>(who: &T::AccountId) {
 	let _ = T::Currency::set_balance(who, amount);
 }
 
-fn model<T: Config>() -> BoundedVec<u8, T::MaxModelLen> {
-	BoundedVec::truncate_from(alloc::vec![b'G'; T::MaxModelLen::get() as usize])
+fn model<T: Config>() -> alloc::vec::Vec<u8> {
+	alloc::vec![b'G'; T::MaxModelLen::get() as usize]
 }
 
 fn price<T: Config>() -> BalanceOf<T> {
@@ -281,6 +278,27 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(RawOrigin::Signed(anyone), lease);
 		assert!(!Leases::<T>::contains_key(lease));
+	}
+
+	/// Worst case: `l` running leases hold GPUs that vanish and must be settled and ended.
+	#[benchmark]
+	fn update_gpus(l: Linear<0, { T::MaxGpusPerMachine::get() - 1 }>) {
+		ensure_treasury::<T>();
+		let owner: T::AccountId = whitelisted_caller();
+		let id = machine::<T>(1, &owner);
+		for i in 0..l {
+			let customer: T::AccountId = account("customer", i, 0);
+			fund::<T>(&customer);
+			let lease = create::<T>(&customer, id, 1);
+			start::<T>(&owner, lease);
+		}
+		advance::<T>(5);
+		// Only the highest slot stays: every lease (on the lowest slots) loses its GPU.
+		let last = 1u64 << (T::MaxGpusPerMachine::get() - 1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(owner), id, last);
+		assert_eq!(Machines::<T>::get(id).unwrap().gpu_count, 1);
+		assert!(MachineLeases::<T>::get(id).is_empty());
 	}
 
 	impl_benchmark_test_suite!(GpuRental, crate::mock::new_test_ext(), crate::mock::Test);

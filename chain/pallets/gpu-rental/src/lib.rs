@@ -14,16 +14,27 @@
 //!   [`HoldReason::LeaseEscrow`]. Each lease owns a disjoint set of GPU indexes (a bit mask), so
 //!   two leases can never hold the same GPU.
 //! - **Start.** The operator confirms the workload runs with [`Pallet::start_lease`] within
-//!   [`Config::StartWindow`] blocks; otherwise anyone may cancel the lease for a full refund.
+//!   [`Config::StartWindow`] blocks; otherwise anyone may cancel the lease. A lease that ends
+//!   before it started pays for its reservation: the blocks its GPUs were held while the machine
+//!   was up (at least one), capped at the start window, so that reserving GPUs is never free.
+//!   The owner and operator of a machine cannot lease it.
 //! - **Pay for uptime only.** A machine is *fresh* at block `b` while
 //!   `b <= last_heartbeat + HeartbeatGrace`. A running lease accrues pay for each fresh block
 //!   between its checkpoint (`accrue_from`) and its end. [`Pallet::claim_payment`] pays what has
-//!   accrued, minus [`Config::ProtocolFee`] to the treasury, in O(1). A heartbeat that arrives after
+//!   accrued, minus the protocol fee the lease was made with (rounded down) to the treasury, in
+//!   O(1). A heartbeat that arrives after
 //!   the machine went stale first settles its leases up to the old freshness horizon and moves their
 //!   checkpoints past the gap, so downtime is never paid (bounded by the machine's GPU count).
-//! - **Downtime.** If a running lease's machine is stale, the customer reports it: the lease ends as
-//!   failed, the unpaid escrow is refunded, and the customer receives
-//!   [`Config::DowntimeCompensation`] of the bond share of the leased GPUs.
+//! - **Downtime.** If a running lease's machine went stale before the lease's end block, the
+//!   customer reports it: the lease ends as failed, the unpaid escrow is refunded, and the customer
+//!   receives [`Config::DowntimeCompensation`] of the bond share of the leased GPUs, at most the
+//!   refund itself (so a cheap lease can never drain a bond). A lease the machine served to its
+//!   end cannot be reported.
+//! - **GPU set.** The operator keeps the machine's GPU set equal to the hardware with
+//!   [`Pallet::update_gpus`]; leases on GPUs that vanished end with their unpaid part refunded.
+//! - **Funds changed from outside.** Escrow and bonds are paid out from what the holds really
+//!   contain, ignoring freezes on the held funds, so no lease or machine can be wedged by another
+//!   pallet moving or freezing the funds.
 //! - **Extend, terminate, settle.** The customer may extend (more escrow at the agreed price) or
 //!   terminate early (accrued pay out, the rest refunded). After the end block the operator's claim,
 //!   or [`Pallet::settle_lease`] by anyone, settles the lease and frees its GPUs.
@@ -59,7 +70,9 @@ pub type LeaseId = u64;
 pub mod pallet {
 	use super::*;
 	use codec::{DecodeWithMemTracking, MaxEncodedLen};
+	use alloc::vec::Vec;
 	use frame_support::{
+		dispatch::WithPostDispatchInfo,
 		pallet_prelude::*,
 		traits::{
 			fungible::{Inspect, InspectHold, Mutate, MutateHold},
@@ -69,8 +82,9 @@ pub mod pallet {
 	};
 	use frame_system::pallet_prelude::*;
 	use sp_runtime::{
-		traits::{CheckedAdd, CheckedMul, Saturating, Zero},
-		Perbill,
+		helpers_128bit::multiply_by_rational_with_rounding,
+		traits::{CheckedAdd, CheckedMul, One, Saturating, UniqueSaturatedInto, Zero},
+		Perbill, Rounding,
 	};
 
 	/// The balance type of [`Config::Currency`].
@@ -90,8 +104,10 @@ pub mod pallet {
 		pub operator: T::AccountId,
 		/// GPU model name as NVML reports it, e.g. `NVIDIA H100 80GB HBM3`.
 		pub gpu_model: BoundedVec<u8, T::MaxModelLen>,
-		/// Number of GPUs offered.
+		/// Number of GPUs offered: the number of bits set in `gpus_present`.
 		pub gpu_count: u32,
+		/// Bit `i` set: GPU slot `i` exists on the machine and can be leased.
+		pub gpus_present: u64,
 		/// Memory of each GPU in MiB.
 		pub memory_mib: u32,
 		/// Current price per GPU per block for new leases.
@@ -100,7 +116,7 @@ pub mod pallet {
 		pub bond: BalanceOf<T>,
 		/// Whether the machine accepts new leases.
 		pub online: bool,
-		/// Bit `i` set: GPU index `i` belongs to a live lease.
+		/// Bit `i` set: GPU slot `i` belongs to a live lease (always a subset of `gpus_present`).
 		pub used_gpus: u64,
 		/// Block of the last heartbeat (or of registration).
 		pub last_heartbeat: BlockNumberFor<T>,
@@ -132,6 +148,8 @@ pub mod pallet {
 		Cancelled,
 		/// The operator did not start it within the start window.
 		StartTimeout,
+		/// The machine's GPU set shrank and no longer holds all of the lease's GPUs.
+		GpusRemoved,
 	}
 
 	/// A live lease.
@@ -151,6 +169,8 @@ pub mod pallet {
 		pub gpu_mask: u64,
 		/// Agreed price per GPU per block (the machine's price at creation).
 		pub price_per_gpu_block: BalanceOf<T>,
+		/// Share of each payout that goes to the treasury, fixed when the lease was created.
+		pub fee: Perbill,
 		/// Total blocks bought, extensions included.
 		pub duration: BlockNumberFor<T>,
 		/// Hash of the workload spec, which travels off chain.
@@ -285,6 +305,8 @@ pub mod pallet {
 		MachineAvailabilityChanged { machine_id: MachineId, online: bool },
 		/// More bond was held for a machine.
 		MachineBondIncreased { machine_id: MachineId, amount: BalanceOf<T>, bond: BalanceOf<T> },
+		/// A machine's GPU set changed; `bond` is its bond afterwards.
+		MachineGpusChanged { machine_id: MachineId, gpus_present: u64, gpu_count: u32, bond: BalanceOf<T> },
 		/// A machine was removed and its bond released.
 		MachineDeregistered { machine_id: MachineId, bond_released: BalanceOf<T> },
 		/// The operator reported the machine up. `gap` blocks passed unpaid since it went stale.
@@ -297,6 +319,7 @@ pub mod pallet {
 			gpus: u32,
 			gpu_mask: u64,
 			price_per_gpu_block: BalanceOf<T>,
+			fee: Perbill,
 			duration: BlockNumberFor<T>,
 			escrow: BalanceOf<T>,
 			spec_hash: T::Hash,
@@ -381,6 +404,16 @@ pub mod pallet {
 		NothingToClaim,
 		/// The machine is still heartbeating.
 		MachineNotStale,
+		/// The machine's owner or operator cannot lease its own machine.
+		CustomerIsProvider,
+		/// The machine was up until the lease's end block: there is no downtime to report.
+		LeaseServed,
+		/// Every lease id has been used.
+		LeaseIdsExhausted,
+		/// The lease would end beyond the largest block number.
+		BlockNumberOverflow,
+		/// A GPU set that is empty or names a slot at or above `MaxGpusPerMachine`.
+		InvalidGpuSet,
 	}
 
 	#[pallet::hooks]
@@ -413,7 +446,7 @@ pub mod pallet {
 			origin: OriginFor<T>,
 			machine_id: MachineId,
 			operator: T::AccountId,
-			gpu_model: BoundedVec<u8, T::MaxModelLen>,
+			gpu_model: Vec<u8>,
 			gpu_count: u32,
 			memory_mib: u32,
 			#[pallet::compact] price_per_gpu_block: BalanceOf<T>,
@@ -424,6 +457,10 @@ pub mod pallet {
 				gpu_count >= 1 && gpu_count <= T::MaxGpusPerMachine::get(),
 				Error::<T>::InvalidGpuCount
 			);
+			// A plain Vec in the call, checked here, so a too-long name is a named error at the
+			// client rather than an undecodable extrinsic.
+			let gpu_model: BoundedVec<u8, T::MaxModelLen> =
+				gpu_model.try_into().map_err(|_| Error::<T>::InvalidGpuModel)?;
 			ensure!(!gpu_model.is_empty(), Error::<T>::InvalidGpuModel);
 			ensure!(!price_per_gpu_block.is_zero(), Error::<T>::ZeroPrice);
 			let bond = Self::required_bond(gpu_count)?;
@@ -437,6 +474,7 @@ pub mod pallet {
 					operator: operator.clone(),
 					gpu_model,
 					gpu_count,
+					gpus_present: Self::low_slots(gpu_count),
 					memory_mib,
 					price_per_gpu_block,
 					bond,
@@ -518,10 +556,16 @@ pub mod pallet {
 			let machine = Machines::<T>::get(machine_id).ok_or(Error::<T>::MachineNotFound)?;
 			ensure!(machine.owner == who, Error::<T>::NotMachineOwner);
 			ensure!(MachineLeases::<T>::get(machine_id).is_empty(), Error::<T>::MachineHasLeases);
-			T::Currency::release(&HoldReason::MachineBond.into(), &who, machine.bond, Precision::Exact)?;
+			// Best effort: the hold may have shrunk from outside; release what is there.
+			let released = T::Currency::release(
+				&HoldReason::MachineBond.into(),
+				&who,
+				machine.bond,
+				Precision::BestEffort,
+			)?;
 			Machines::<T>::remove(machine_id);
 			MachineLeases::<T>::remove(machine_id);
-			Self::deposit_event(Event::MachineDeregistered { machine_id, bond_released: machine.bond });
+			Self::deposit_event(Event::MachineDeregistered { machine_id, bond_released: released });
 			Ok(())
 		}
 
@@ -559,9 +603,12 @@ pub mod pallet {
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::heartbeat(T::MaxGpusPerMachine::get()))]
 		pub fn heartbeat(origin: OriginFor<T>, machine_id: MachineId) -> DispatchResultWithPostInfo {
-			let who = ensure_signed(origin)?;
-			let mut machine = Machines::<T>::get(machine_id).ok_or(Error::<T>::MachineNotFound)?;
-			Self::ensure_operator(&machine, &who)?;
+			// A call refused before any lease is settled pays for that, not the worst case.
+			let refused = |e: DispatchError| e.with_weight(T::WeightInfo::heartbeat(0));
+			let who = ensure_signed(origin).map_err(|e| refused(e.into()))?;
+			let mut machine =
+				Machines::<T>::get(machine_id).ok_or_else(|| refused(Error::<T>::MachineNotFound.into()))?;
+			Self::ensure_operator(&machine, &who).map_err(refused)?;
 			let settled = Self::do_heartbeat(machine_id, &mut machine)?;
 			Machines::<T>::insert(machine_id, machine);
 			Ok(Some(T::WeightInfo::heartbeat(settled)).into())
@@ -573,8 +620,9 @@ pub mod pallet {
 		/// Origin: signed, the customer.
 		///
 		/// ## Errors
-		/// `MachineNotFound`, `MachineOffline`, `ZeroGpus`, `NotEnoughFreeGpus`, `InvalidDuration`,
-		/// `PriceAboveLimit`, `Overflow`, `TooManyLeases`, `InsufficientBalance`.
+		/// `MachineNotFound`, `CustomerIsProvider`, `MachineOffline`, `ZeroGpus`,
+		/// `NotEnoughFreeGpus`, `InvalidDuration`, `PriceAboveLimit`, `BlockNumberOverflow`,
+		/// `Overflow`, `LeaseIdsExhausted`, `TooManyLeases`, `InsufficientBalance`.
 		#[pallet::call_index(6)]
 		#[pallet::weight(T::WeightInfo::create_lease())]
 		pub fn create_lease(
@@ -587,6 +635,12 @@ pub mod pallet {
 		) -> DispatchResult {
 			let customer = ensure_signed(origin)?;
 			let mut machine = Machines::<T>::get(machine_id).ok_or(Error::<T>::MachineNotFound)?;
+			// A provider leasing its own machine could report its own downtime and move bond to
+			// itself at other customers' expense.
+			ensure!(
+				customer != machine.owner && customer != machine.operator,
+				Error::<T>::CustomerIsProvider
+			);
 			ensure!(machine.online, Error::<T>::MachineOffline);
 			ensure!(gpus >= 1, Error::<T>::ZeroGpus);
 			ensure!(
@@ -597,8 +651,14 @@ pub mod pallet {
 			ensure!(price <= max_price_per_gpu_block, Error::<T>::PriceAboveLimit);
 			let gpu_mask = Self::pick_free_gpus(&machine, gpus).ok_or(Error::<T>::NotEnoughFreeGpus)?;
 			let escrow = Self::cost(price, gpus, duration)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			// The latest the lease can end (started at the end of the start window) must be a
+			// block number, so start and extension never need to saturate.
+			Self::latest_end(now, duration)?;
 
 			let lease_id = NextLeaseId::<T>::get();
+			let next_id = lease_id.checked_add(1).ok_or(Error::<T>::LeaseIdsExhausted)?;
+			ensure!(!Leases::<T>::contains_key(lease_id), Error::<T>::LeaseIdsExhausted);
 			CustomerLeases::<T>::try_mutate(&customer, |ids| ids.try_push(lease_id))
 				.map_err(|_| Error::<T>::TooManyLeases)?;
 			// Cannot fail: each live lease holds at least one of at most MaxGpusPerMachine GPUs.
@@ -606,10 +666,10 @@ pub mod pallet {
 				.map_err(|_| Error::<T>::NotEnoughFreeGpus)?;
 			Self::hold(HoldReason::LeaseEscrow, &customer, escrow)?;
 
-			let now = frame_system::Pallet::<T>::block_number();
+			let fee = T::ProtocolFee::get();
 			machine.used_gpus |= gpu_mask;
 			Machines::<T>::insert(machine_id, machine);
-			NextLeaseId::<T>::put(lease_id.saturating_add(1));
+			NextLeaseId::<T>::put(next_id);
 			Leases::<T>::insert(
 				lease_id,
 				Lease {
@@ -618,6 +678,7 @@ pub mod pallet {
 					gpus,
 					gpu_mask,
 					price_per_gpu_block: price,
+					fee,
 					duration,
 					spec_hash,
 					state: LeaseState::Pending,
@@ -635,6 +696,7 @@ pub mod pallet {
 				gpus,
 				gpu_mask,
 				price_per_gpu_block: price,
+				fee,
 				duration,
 				escrow,
 				spec_hash,
@@ -652,21 +714,21 @@ pub mod pallet {
 		#[pallet::call_index(7)]
 		#[pallet::weight(T::WeightInfo::start_lease(T::MaxGpusPerMachine::get()))]
 		pub fn start_lease(origin: OriginFor<T>, lease_id: LeaseId) -> DispatchResultWithPostInfo {
-			let who = ensure_signed(origin)?;
-			let lease = Leases::<T>::get(lease_id).ok_or(Error::<T>::LeaseNotFound)?;
-			let mut machine = Self::machine_of(&lease)?;
-			Self::ensure_operator(&machine, &who)?;
-			ensure!(lease.state == LeaseState::Pending, Error::<T>::LeaseAlreadyStarted);
+			// A call refused before any lease is settled pays for that, not the worst case.
+			let refused = |e: DispatchError| e.with_weight(T::WeightInfo::start_lease(0));
+			let who = ensure_signed(origin).map_err(|e| refused(e.into()))?;
+			let lease =
+				Leases::<T>::get(lease_id).ok_or_else(|| refused(Error::<T>::LeaseNotFound.into()))?;
+			let mut machine = Self::machine_of(&lease).map_err(refused)?;
+			Self::ensure_operator(&machine, &who).map_err(refused)?;
+			ensure!(lease.state == LeaseState::Pending, refused(Error::<T>::LeaseAlreadyStarted.into()));
 			let now = frame_system::Pallet::<T>::block_number();
-			ensure!(
-				now <= lease.created_at.saturating_add(T::StartWindow::get()),
-				Error::<T>::StartWindowPassed
-			);
+			ensure!(now <= Self::start_deadline(&lease), refused(Error::<T>::StartWindowPassed.into()));
+			let ends_at = now.checked_add(&lease.duration).ok_or_else(|| refused(Error::<T>::BlockNumberOverflow.into()))?;
 			// Settle the machine's other leases first if it had gone stale.
 			let settled = Self::do_heartbeat(lease.machine_id, &mut machine)?;
 			Machines::<T>::insert(lease.machine_id, machine);
 
-			let ends_at = now.saturating_add(lease.duration);
 			Leases::<T>::mutate(lease_id, |l| {
 				if let Some(l) = l {
 					l.state = LeaseState::Running;
@@ -679,8 +741,11 @@ pub mod pallet {
 			Ok(Some(T::WeightInfo::start_lease(settled)).into())
 		}
 
-		/// Cancel a lease that has not started, refunding all of its escrow. The customer may cancel
-		/// at any time before the start; anyone may once the start window has passed.
+		/// End a lease that has not started. The provider is paid for the reservation (see
+		/// [`Pallet::reservation`]: the blocks the GPUs were held while the machine was up, at
+		/// least one, at most the start window) and the rest of the escrow is refunded. The
+		/// customer may cancel at any time before the start; anyone may once the start window has
+		/// passed (reason `StartTimeout`).
 		///
 		/// Origin: signed, the customer; or anyone after the start window.
 		///
@@ -693,11 +758,11 @@ pub mod pallet {
 			let lease = Leases::<T>::get(lease_id).ok_or(Error::<T>::LeaseNotFound)?;
 			ensure!(lease.state == LeaseState::Pending, Error::<T>::LeaseAlreadyStarted);
 			let now = frame_system::Pallet::<T>::block_number();
-			let window_passed = now > lease.created_at.saturating_add(T::StartWindow::get());
+			let window_passed = now > Self::start_deadline(&lease);
 			ensure!(who == lease.customer || window_passed, Error::<T>::StartWindowOpen);
 			let reason =
-				if who == lease.customer { LeaseEndReason::Cancelled } else { LeaseEndReason::StartTimeout };
-			Self::end_lease(lease_id, lease, reason)
+				if window_passed { LeaseEndReason::StartTimeout } else { LeaseEndReason::Cancelled };
+			Self::end_pending_lease(lease_id, lease, now, reason)
 		}
 
 		/// Pay the provider what the lease has accrued (fresh blocks since the last checkpoint),
@@ -747,25 +812,30 @@ pub mod pallet {
 				lease.state == LeaseState::Pending || now < lease.ends_at,
 				Error::<T>::LeaseExpired
 			);
-			let duration = lease.duration.saturating_add(extra_blocks);
+			let duration =
+				lease.duration.checked_add(&extra_blocks).ok_or(Error::<T>::InvalidDuration)?;
 			ensure!(
 				!extra_blocks.is_zero() && duration <= T::MaxLeaseDuration::get(),
 				Error::<T>::InvalidDuration
 			);
+			if lease.state == LeaseState::Running {
+				lease.ends_at =
+					lease.started_at.checked_add(&duration).ok_or(Error::<T>::BlockNumberOverflow)?;
+			} else {
+				Self::latest_end(lease.created_at, duration)?;
+			}
 			let added_escrow = Self::cost(lease.price_per_gpu_block, lease.gpus, extra_blocks)?;
 			lease.escrow = lease.escrow.checked_add(&added_escrow).ok_or(Error::<T>::Overflow)?;
 			Self::hold(HoldReason::LeaseEscrow, &who, added_escrow)?;
 			lease.duration = duration;
-			if lease.state == LeaseState::Running {
-				lease.ends_at = lease.started_at.saturating_add(duration);
-			}
 			Leases::<T>::insert(lease_id, lease);
 			Self::deposit_event(Event::LeaseExtended { lease_id, extra_blocks, added_escrow, duration });
 			Ok(())
 		}
 
 		/// End a lease now: what has accrued goes to the provider, the rest back to the customer.
-		/// A lease that has not started is cancelled with a full refund.
+		/// A lease that has not started is cancelled as by [`Pallet::cancel_lease`]; one that has
+		/// reached its end block is settled as expired.
 		///
 		/// Origin: signed, the lease's customer.
 		///
@@ -777,24 +847,33 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut lease = Leases::<T>::get(lease_id).ok_or(Error::<T>::LeaseNotFound)?;
 			ensure!(lease.customer == who, Error::<T>::NotLeaseCustomer);
+			let now = frame_system::Pallet::<T>::block_number();
 			if lease.state == LeaseState::Pending {
-				return Self::end_lease(lease_id, lease, LeaseEndReason::Cancelled);
+				let reason = if now > Self::start_deadline(&lease) {
+					LeaseEndReason::StartTimeout
+				} else {
+					LeaseEndReason::Cancelled
+				};
+				return Self::end_pending_lease(lease_id, lease, now, reason);
 			}
 			let machine = Self::machine_of(&lease)?;
-			let now = frame_system::Pallet::<T>::block_number();
 			Self::pay_accrued(lease_id, &mut lease, &machine, now)?;
-			Self::end_lease(lease_id, lease, LeaseEndReason::Terminated)
+			let reason =
+				if now >= lease.ends_at { LeaseEndReason::Expired } else { LeaseEndReason::Terminated };
+			Self::end_lease(lease_id, lease, reason)
 		}
 
-		/// Report that a running lease's machine stopped heartbeating. The provider is paid for the
-		/// fresh blocks before it went stale; the rest of the escrow is refunded; the customer gets
-		/// `DowntimeCompensation` of the bond share of the leased GPUs. A machine whose bond falls
-		/// below the minimum goes offline.
+		/// Report that a running lease's machine stopped heartbeating before the lease's end block.
+		/// The provider is paid for the fresh blocks before it went stale; the rest of the escrow is
+		/// refunded; the customer gets `DowntimeCompensation` of the bond share of the leased GPUs,
+		/// rounded down and at most the refund (the unserved part of the lease), paid from what the
+		/// bond hold really contains. A machine whose bond falls below the minimum goes offline.
 		///
 		/// Origin: signed, the lease's customer.
 		///
 		/// ## Errors
-		/// `LeaseNotFound`, `NotLeaseCustomer`, `LeaseNotRunning`, `MachineNotStale`.
+		/// `LeaseNotFound`, `NotLeaseCustomer`, `LeaseNotRunning`, `LeaseServed` (the machine was
+		/// up until the end block), `MachineNotStale`.
 		#[pallet::call_index(12)]
 		#[pallet::weight(T::WeightInfo::report_downtime())]
 		pub fn report_downtime(origin: OriginFor<T>, lease_id: LeaseId) -> DispatchResult {
@@ -804,20 +883,33 @@ pub mod pallet {
 			ensure!(lease.state == LeaseState::Running, Error::<T>::LeaseNotRunning);
 			let mut machine = Self::machine_of(&lease)?;
 			let now = frame_system::Pallet::<T>::block_number();
-			ensure!(now > Self::fresh_until(&machine), Error::<T>::MachineNotStale);
+			let fresh_until = Self::fresh_until(&machine);
+			// Only downtime inside the paid period counts: a lease served to its end has none.
+			ensure!(fresh_until < lease.ends_at, Error::<T>::LeaseServed);
+			ensure!(now > fresh_until, Error::<T>::MachineNotStale);
 			Self::pay_accrued(lease_id, &mut lease, &machine, now)?;
 
-			let share = Perbill::from_rational(lease.gpus, machine.gpu_count) * machine.bond;
-			let compensation = T::DowntimeCompensation::get() * share;
+			// bond * gpus / gpu_count, rounded down, in one step (no double rounding).
+			let share: BalanceOf<T> = multiply_by_rational_with_rounding(
+				machine.bond.unique_saturated_into(),
+				lease.gpus.into(),
+				machine.gpu_count.max(1).into(),
+				Rounding::Down,
+			)
+			.map(|v| v.unique_saturated_into())
+			.unwrap_or_else(Zero::zero);
+			let compensation = T::DowntimeCompensation::get().mul_floor(share).min(lease.escrow);
 			if !compensation.is_zero() {
+				// Best effort and forced: the bond may have shrunk or been frozen from outside;
+				// what the hold contains is paid, never more.
 				let moved = T::Currency::transfer_on_hold(
 					&HoldReason::MachineBond.into(),
 					&machine.owner,
 					&lease.customer,
 					compensation,
-					Precision::Exact,
+					Precision::BestEffort,
 					Restriction::Free,
-					Fortitude::Polite,
+					Fortitude::Force,
 				)?;
 				machine.bond = machine.bond.saturating_sub(moved);
 				if machine.bond < Self::required_bond(machine.gpu_count)? && machine.online {
@@ -856,6 +948,74 @@ pub mod pallet {
 			Self::pay_accrued(lease_id, &mut lease, &machine, now)?;
 			Self::end_lease(lease_id, lease, LeaseEndReason::Expired)
 		}
+
+		/// Set the machine's GPU set to what the hardware has (bit `i` = GPU slot `i` present).
+		/// Leases holding a slot that is no longer present end with reason `GpusRemoved`: accrued
+		/// pay to the provider, the rest refunded, no compensation (the provider told the chain).
+		/// The bond follows the GPU count: topped up from the owner when it is below
+		/// `MinBondPerGpu` per GPU, and the part above that minimum for the removed GPUs released.
+		///
+		/// Origin: signed, the machine's operator or owner.
+		///
+		/// ## Errors
+		/// `MachineNotFound`, `NotMachineOperator`, `InvalidGpuSet`, `Overflow`,
+		/// `InsufficientBalance` (the owner cannot cover the larger bond).
+		#[pallet::call_index(14)]
+		#[pallet::weight(T::WeightInfo::update_gpus(T::MaxGpusPerMachine::get()))]
+		pub fn update_gpus(
+			origin: OriginFor<T>,
+			machine_id: MachineId,
+			gpus_present: u64,
+		) -> DispatchResultWithPostInfo {
+			let refused = |e: DispatchError| e.with_weight(T::WeightInfo::update_gpus(0));
+			let who = ensure_signed(origin).map_err(|e| refused(e.into()))?;
+			let mut machine =
+				Machines::<T>::get(machine_id).ok_or_else(|| refused(Error::<T>::MachineNotFound.into()))?;
+			Self::ensure_operator(&machine, &who).map_err(refused)?;
+			let max = T::MaxGpusPerMachine::get();
+			ensure!(
+				gpus_present != 0 && (max >= 64 || gpus_present >> max == 0),
+				refused(Error::<T>::InvalidGpuSet.into())
+			);
+			let now = frame_system::Pallet::<T>::block_number();
+			let mut ended = 0u32;
+			for lease_id in MachineLeases::<T>::get(machine_id) {
+				let Some(mut lease) = Leases::<T>::get(lease_id) else { continue };
+				if lease.gpu_mask & !gpus_present == 0 {
+					continue;
+				}
+				if lease.state == LeaseState::Running {
+					Self::pay_accrued(lease_id, &mut lease, &machine, now)?;
+				}
+				machine.used_gpus &= !lease.gpu_mask;
+				Self::end_lease(lease_id, lease, LeaseEndReason::GpusRemoved)?;
+				ended += 1;
+			}
+			let old_count = machine.gpu_count;
+			let gpu_count = gpus_present.count_ones();
+			let required = Self::required_bond(gpu_count)?;
+			if machine.bond < required {
+				let top_up = required.saturating_sub(machine.bond);
+				Self::hold(HoldReason::MachineBond, &machine.owner, top_up)?;
+				machine.bond = required;
+			} else if gpu_count < old_count {
+				let removed = Self::required_bond(old_count.saturating_sub(gpu_count))?;
+				let excess = machine.bond.saturating_sub(required).min(removed);
+				let released = T::Currency::release(
+					&HoldReason::MachineBond.into(),
+					&machine.owner,
+					excess,
+					Precision::BestEffort,
+				)?;
+				machine.bond = machine.bond.saturating_sub(released);
+			}
+			machine.gpus_present = gpus_present;
+			machine.gpu_count = gpu_count;
+			let bond = machine.bond;
+			Machines::<T>::insert(machine_id, machine);
+			Self::deposit_event(Event::MachineGpusChanged { machine_id, gpus_present, gpu_count, bond });
+			Ok(Some(T::WeightInfo::update_gpus(ended)).into())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
@@ -879,6 +1039,54 @@ pub mod pallet {
 			}
 			let blocks = until.saturating_sub(lease.accrue_from);
 			// Bounded by the escrow, which was computed with checked math for the whole duration.
+			let amount = Self::cost(lease.price_per_gpu_block, lease.gpus, blocks)
+				.unwrap_or(lease.escrow)
+				.min(lease.escrow);
+			(amount, until)
+		}
+
+		/// The last block at which `lease` (pending) may still be started.
+		pub fn start_deadline(lease: &Lease<T>) -> BlockNumberFor<T> {
+			// Cannot saturate: `create_lease` checked `latest_end`, which is larger.
+			lease.created_at.saturating_add(T::StartWindow::get())
+		}
+
+		/// The latest block a lease created at `created_at` for `duration` blocks can end (started
+		/// at the end of its start window); `BlockNumberOverflow` if that is not a block number.
+		fn latest_end(
+			created_at: BlockNumberFor<T>,
+			duration: BlockNumberFor<T>,
+		) -> Result<BlockNumberFor<T>, DispatchError> {
+			created_at
+				.checked_add(&T::StartWindow::get())
+				.and_then(|b| b.checked_add(&duration))
+				.ok_or_else(|| Error::<T>::BlockNumberOverflow.into())
+		}
+
+		/// The mask of GPU slots `0..count`.
+		fn low_slots(count: u32) -> u64 {
+			if count >= 64 { u64::MAX } else { (1u64 << count) - 1 }
+		}
+
+		/// What a pending lease pays for its reservation if it ends at `now` without starting:
+		/// the blocks from creation while the machine was up, capped at the start window and the
+		/// lease's duration, and at least one block if the machine was up when the lease was made
+		/// (so that creating and cancelling in one block is not free), at the lease's price.
+		/// Returns the amount (at most the escrow) and the block the reservation is paid up to.
+		pub fn reservation(
+			lease: &Lease<T>,
+			machine: &Machine<T>,
+			now: BlockNumberFor<T>,
+		) -> (BalanceOf<T>, BlockNumberFor<T>) {
+			let fresh_until = Self::fresh_until(machine);
+			if lease.state != LeaseState::Pending || lease.created_at > fresh_until {
+				return (Zero::zero(), lease.created_at);
+			}
+			let until = now.min(Self::start_deadline(lease)).min(fresh_until);
+			let blocks = until
+				.saturating_sub(lease.created_at)
+				.max(One::one())
+				.min(lease.duration);
 			let amount = Self::cost(lease.price_per_gpu_block, lease.gpus, blocks)
 				.unwrap_or(lease.escrow)
 				.min(lease.escrow);
@@ -921,15 +1129,16 @@ pub mod pallet {
 			Machines::<T>::get(lease.machine_id).ok_or_else(|| Error::<T>::MachineNotFound.into())
 		}
 
-		/// The lowest `gpus` free GPU indexes of the machine, as a mask.
+		/// The lowest `gpus` present and free GPU slots of the machine, as a mask.
 		fn pick_free_gpus(machine: &Machine<T>, gpus: u32) -> Option<u64> {
 			let mut mask = 0u64;
 			let mut picked = 0u32;
-			for i in 0..machine.gpu_count.min(64) {
+			for i in 0..64u32 {
 				if picked == gpus {
 					break;
 				}
-				if machine.used_gpus & (1u64 << i) == 0 {
+				let slot = 1u64 << i;
+				if machine.gpus_present & slot != 0 && machine.used_gpus & slot == 0 {
 					mask |= 1u64 << i;
 					picked += 1;
 				}
@@ -972,25 +1181,46 @@ pub mod pallet {
 			now: BlockNumberFor<T>,
 		) -> Result<BalanceOf<T>, DispatchError> {
 			let (amount, until) = Self::accrued(lease, machine, now);
+			Self::pay_from_escrow(lease_id, lease, machine, amount, until)
+		}
+
+		/// Moves `amount` of the lease's escrow to the machine's owner, less the lease's fee
+		/// (`floor(amount * fee)`) to the treasury, and records the lease paid up to `until`.
+		/// Pays from what the customer's escrow hold really contains, ignoring freezes on it: the
+		/// funds were committed when the lease was made, and a hold shrunk from outside must not
+		/// wedge the lease. Returns the amount taken from the lease's escrow record.
+		fn pay_from_escrow(
+			lease_id: LeaseId,
+			lease: &mut Lease<T>,
+			machine: &Machine<T>,
+			amount: BalanceOf<T>,
+			until: BlockNumberFor<T>,
+		) -> Result<BalanceOf<T>, DispatchError> {
 			if amount.is_zero() {
 				return Ok(amount);
 			}
-			let fee = T::ProtocolFee::get() * amount;
-			let paid = amount.saturating_sub(fee);
 			let reason = HoldReason::LeaseEscrow.into();
-			for (to, value) in [(&machine.owner, paid), (&T::Treasury::get(), fee)] {
+			let available = amount.min(T::Currency::balance_on_hold(&reason, &lease.customer));
+			let fee = lease.fee.mul_floor(available);
+			let mut moved: [BalanceOf<T>; 2] = [Zero::zero(), Zero::zero()];
+			for (i, (to, value)) in
+				[(&machine.owner, available.saturating_sub(fee)), (&T::Treasury::get(), fee)]
+					.into_iter()
+					.enumerate()
+			{
 				if !value.is_zero() {
-					T::Currency::transfer_on_hold(
+					moved[i] = T::Currency::transfer_on_hold(
 						&reason,
 						&lease.customer,
 						to,
 						value,
-						Precision::Exact,
+						Precision::BestEffort,
 						Restriction::Free,
-						Fortitude::Polite,
+						Fortitude::Force,
 					)?;
 				}
 			}
+			let [paid, fee] = moved;
 			lease.escrow = lease.escrow.saturating_sub(amount);
 			lease.accrue_from = until;
 			Self::deposit_event(Event::PaymentClaimed {
@@ -1003,23 +1233,45 @@ pub mod pallet {
 			Ok(amount)
 		}
 
+		/// Ends a lease that never started at `now`: pays its reservation, refunds the rest.
+		fn end_pending_lease(
+			lease_id: LeaseId,
+			mut lease: Lease<T>,
+			now: BlockNumberFor<T>,
+			reason: LeaseEndReason,
+		) -> DispatchResult {
+			let machine = Self::machine_of(&lease)?;
+			let (amount, until) = Self::reservation(&lease, &machine, now);
+			Self::pay_from_escrow(lease_id, &mut lease, &machine, amount, until)?;
+			Self::end_lease(lease_id, lease, reason)
+		}
+
 		/// Refunds the rest of the escrow, frees the GPUs and removes the lease.
 		fn end_lease(lease_id: LeaseId, lease: Lease<T>, reason: LeaseEndReason) -> DispatchResult {
-			let refunded = lease.escrow;
-			if !refunded.is_zero() {
+			// Best effort: release what the hold really has (it may have shrunk from outside).
+			let refunded = if lease.escrow.is_zero() {
+				Zero::zero()
+			} else {
 				T::Currency::release(
 					&HoldReason::LeaseEscrow.into(),
 					&lease.customer,
-					refunded,
-					Precision::Exact,
-				)?;
-			}
+					lease.escrow,
+					Precision::BestEffort,
+				)?
+			};
 			Machines::<T>::mutate(lease.machine_id, |m| {
 				if let Some(m) = m {
 					m.used_gpus &= !lease.gpu_mask;
 				}
 			});
-			MachineLeases::<T>::mutate(lease.machine_id, |ids| ids.retain(|id| *id != lease_id));
+			MachineLeases::<T>::mutate_exists(lease.machine_id, |ids| {
+				if let Some(list) = ids {
+					list.retain(|id| *id != lease_id);
+					if list.is_empty() {
+						*ids = None;
+					}
+				}
+			});
 			CustomerLeases::<T>::mutate_exists(&lease.customer, |ids| {
 				if let Some(list) = ids {
 					list.retain(|id| *id != lease_id);
@@ -1034,14 +1286,17 @@ pub mod pallet {
 		}
 
 		/// Checks the pallet's invariants over all of its storage (tests and try-runtime only):
-		/// escrow held equals what live leases still hold, bonds held equal machines' bonds, and
-		/// no GPU belongs to two leases.
+		/// escrow held is at most what live leases record (equal unless another pallet moved held
+		/// funds), likewise bonds; no GPU belongs to two leases; leased GPUs are present; the lists
+		/// per machine and per customer name exactly the live leases and are never empty.
 		#[cfg(any(feature = "try-runtime", feature = "std"))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			use alloc::collections::btree_map::BTreeMap;
 			let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let mut masks: BTreeMap<MachineId, u64> = BTreeMap::new();
+			let next_id = NextLeaseId::<T>::get();
 			for (id, lease) in Leases::<T>::iter() {
+				ensure!(id < next_id, "a lease id at or above NextLeaseId");
 				let e = escrow.entry(lease.customer.clone()).or_default();
 				*e = e.saturating_add(lease.escrow);
 				let m = masks.entry(lease.machine_id).or_default();
@@ -1050,20 +1305,33 @@ pub mod pallet {
 				*m |= lease.gpu_mask;
 				ensure!(MachineLeases::<T>::get(lease.machine_id).contains(&id), "lease missing from machine list");
 				ensure!(CustomerLeases::<T>::get(&lease.customer).contains(&id), "lease missing from customer list");
+				if lease.state == LeaseState::Running {
+					ensure!(lease.ends_at == lease.started_at.saturating_add(lease.duration), "end differs from start + duration");
+				}
+			}
+			for (_, ids) in MachineLeases::<T>::iter() {
+				ensure!(!ids.is_empty(), "an empty machine lease list is stored");
+				ensure!(ids.iter().all(|id| Leases::<T>::contains_key(id)), "a machine lists an ended lease");
+			}
+			for (_, ids) in CustomerLeases::<T>::iter() {
+				ensure!(!ids.is_empty(), "an empty customer lease list is stored");
+				ensure!(ids.iter().all(|id| Leases::<T>::contains_key(id)), "a customer lists an ended lease");
 			}
 			for (customer, held) in escrow.iter() {
 				let on_hold = T::Currency::balance_on_hold(&HoldReason::LeaseEscrow.into(), customer);
-				ensure!(on_hold == *held, "escrow held differs from live leases' escrow");
+				ensure!(on_hold <= *held, "more escrow held than live leases record");
 			}
 			let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			for (id, machine) in Machines::<T>::iter() {
 				ensure!(masks.get(&id).copied().unwrap_or(0) == machine.used_gpus, "used GPUs differ from leases");
+				ensure!(machine.used_gpus & !machine.gpus_present == 0, "a leased GPU is not present");
+				ensure!(machine.gpus_present.count_ones() == machine.gpu_count, "GPU count differs from the GPU set");
 				let b = bonds.entry(machine.owner.clone()).or_default();
 				*b = b.saturating_add(machine.bond);
 			}
 			for (owner, bond) in bonds.iter() {
 				let on_hold = T::Currency::balance_on_hold(&HoldReason::MachineBond.into(), owner);
-				ensure!(on_hold == *bond, "bond held differs from machines' bonds");
+				ensure!(on_hold <= *bond, "more bond held than machines record");
 			}
 			Ok(())
 		}

@@ -74,7 +74,8 @@ impl pallet_balances::Config for Test {
 
 parameter_types! {
 	pub const Treasury: AccountId = TREASURY;
-	pub const ProtocolFee: Perbill = Perbill::from_percent(10);
+	/// Mutable in tests: a runtime upgrade that changes the fee must not touch running leases.
+	pub static ProtocolFee: Perbill = Perbill::from_percent(10);
 	pub const DowntimeCompensation: Perbill = Perbill::from_percent(50);
 }
 

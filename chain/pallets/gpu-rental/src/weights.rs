@@ -26,165 +26,182 @@ pub trait WeightInfo {
 	fn terminate_lease() -> Weight;
 	fn report_downtime() -> Weight;
 	fn settle_lease() -> Weight;
+	fn update_gpus(l: u32) -> Weight;
 }
 
 /// Weights measured for `pallet_gpu_rental`.
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_machine() -> Weight {
-		Weight::from_parts(42075000, 0)
+		Weight::from_parts(42499000, 0)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
 	}
 	fn set_price() -> Weight {
-		Weight::from_parts(13292000, 0)
+		Weight::from_parts(13135000, 0)
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
 	fn set_online() -> Weight {
-		Weight::from_parts(8862000, 0)
+		Weight::from_parts(11281000, 0)
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
 	fn deregister_machine() -> Weight {
-		Weight::from_parts(31542000, 0)
+		Weight::from_parts(35256000, 0)
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
 	}
 	fn increase_bond() -> Weight {
-		Weight::from_parts(31294000, 0)
+		Weight::from_parts(38842000, 0)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
 	}
 	fn heartbeat(l: u32) -> Weight {
-		Weight::from_parts(13199599, 0)
-			.saturating_add(Weight::from_parts(39481750, 0).saturating_mul(l.into()))
+		Weight::from_parts(16472799, 0)
+			.saturating_add(Weight::from_parts(46148150, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(1))
 			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(l.into())))
 	}
 	fn create_lease() -> Weight {
-		Weight::from_parts(41087000, 0)
-			.saturating_add(T::DbWeight::get().reads(5))
+		Weight::from_parts(55604000, 0)
+			.saturating_add(T::DbWeight::get().reads(6))
 			.saturating_add(T::DbWeight::get().writes(6))
 	}
 	fn start_lease(l: u32) -> Weight {
-		Weight::from_parts(21524038, 0)
-			.saturating_add(Weight::from_parts(38823466, 0).saturating_mul(l.into()))
+		Weight::from_parts(16112320, 0)
+			.saturating_add(Weight::from_parts(46403261, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(2))
 			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(l.into())))
 	}
 	fn cancel_lease() -> Weight {
-		Weight::from_parts(37778000, 0)
-			.saturating_add(T::DbWeight::get().reads(5))
-			.saturating_add(T::DbWeight::get().writes(5))
+		Weight::from_parts(103584000, 0)
+			.saturating_add(T::DbWeight::get().reads(7))
+			.saturating_add(T::DbWeight::get().writes(7))
 	}
 	fn claim_payment() -> Weight {
-		Weight::from_parts(76078000, 0)
+		Weight::from_parts(90168000, 0)
 			.saturating_add(T::DbWeight::get().reads(7))
 			.saturating_add(T::DbWeight::get().writes(7))
 	}
 	fn extend_lease() -> Weight {
-		Weight::from_parts(30522000, 0)
+		Weight::from_parts(37059000, 0)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
 	}
 	fn terminate_lease() -> Weight {
-		Weight::from_parts(74266000, 0)
+		Weight::from_parts(89267000, 0)
 			.saturating_add(T::DbWeight::get().reads(7))
 			.saturating_add(T::DbWeight::get().writes(7))
 	}
 	fn report_downtime() -> Weight {
-		Weight::from_parts(97219000, 0)
+		Weight::from_parts(117119000, 0)
 			.saturating_add(T::DbWeight::get().reads(8))
 			.saturating_add(T::DbWeight::get().writes(8))
 	}
 	fn settle_lease() -> Weight {
-		Weight::from_parts(78812000, 0)
+		Weight::from_parts(91842000, 0)
 			.saturating_add(T::DbWeight::get().reads(8))
 			.saturating_add(T::DbWeight::get().writes(8))
+	}
+	fn update_gpus(l: u32) -> Weight {
+		Weight::from_parts(33433795, 0)
+			.saturating_add(Weight::from_parts(78326889, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(3))
+			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(l.into())))
+			.saturating_add(T::DbWeight::get().writes(2))
+			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(l.into())))
 	}
 }
 
 // For tests.
 impl WeightInfo for () {
 	fn register_machine() -> Weight {
-		Weight::from_parts(42075000, 0)
+		Weight::from_parts(42499000, 0)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(2))
 	}
 	fn set_price() -> Weight {
-		Weight::from_parts(13292000, 0)
+		Weight::from_parts(13135000, 0)
 			.saturating_add(RocksDbWeight::get().reads(1))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn set_online() -> Weight {
-		Weight::from_parts(8862000, 0)
+		Weight::from_parts(11281000, 0)
 			.saturating_add(RocksDbWeight::get().reads(1))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn deregister_machine() -> Weight {
-		Weight::from_parts(31542000, 0)
+		Weight::from_parts(35256000, 0)
 			.saturating_add(RocksDbWeight::get().reads(3))
 			.saturating_add(RocksDbWeight::get().writes(3))
 	}
 	fn increase_bond() -> Weight {
-		Weight::from_parts(31294000, 0)
+		Weight::from_parts(38842000, 0)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(2))
 	}
 	fn heartbeat(l: u32) -> Weight {
-		Weight::from_parts(13199599, 0)
-			.saturating_add(Weight::from_parts(39481750, 0).saturating_mul(l.into()))
+		Weight::from_parts(16472799, 0)
+			.saturating_add(Weight::from_parts(46148150, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(l.into())))
 			.saturating_add(RocksDbWeight::get().writes(1))
 			.saturating_add(RocksDbWeight::get().writes((4_u64).saturating_mul(l.into())))
 	}
 	fn create_lease() -> Weight {
-		Weight::from_parts(41087000, 0)
-			.saturating_add(RocksDbWeight::get().reads(5))
+		Weight::from_parts(55604000, 0)
+			.saturating_add(RocksDbWeight::get().reads(6))
 			.saturating_add(RocksDbWeight::get().writes(6))
 	}
 	fn start_lease(l: u32) -> Weight {
-		Weight::from_parts(21524038, 0)
-			.saturating_add(Weight::from_parts(38823466, 0).saturating_mul(l.into()))
+		Weight::from_parts(16112320, 0)
+			.saturating_add(Weight::from_parts(46403261, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(l.into())))
 			.saturating_add(RocksDbWeight::get().writes(2))
 			.saturating_add(RocksDbWeight::get().writes((4_u64).saturating_mul(l.into())))
 	}
 	fn cancel_lease() -> Weight {
-		Weight::from_parts(37778000, 0)
-			.saturating_add(RocksDbWeight::get().reads(5))
-			.saturating_add(RocksDbWeight::get().writes(5))
+		Weight::from_parts(103584000, 0)
+			.saturating_add(RocksDbWeight::get().reads(7))
+			.saturating_add(RocksDbWeight::get().writes(7))
 	}
 	fn claim_payment() -> Weight {
-		Weight::from_parts(76078000, 0)
+		Weight::from_parts(90168000, 0)
 			.saturating_add(RocksDbWeight::get().reads(7))
 			.saturating_add(RocksDbWeight::get().writes(7))
 	}
 	fn extend_lease() -> Weight {
-		Weight::from_parts(30522000, 0)
+		Weight::from_parts(37059000, 0)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(2))
 	}
 	fn terminate_lease() -> Weight {
-		Weight::from_parts(74266000, 0)
+		Weight::from_parts(89267000, 0)
 			.saturating_add(RocksDbWeight::get().reads(7))
 			.saturating_add(RocksDbWeight::get().writes(7))
 	}
 	fn report_downtime() -> Weight {
-		Weight::from_parts(97219000, 0)
+		Weight::from_parts(117119000, 0)
 			.saturating_add(RocksDbWeight::get().reads(8))
 			.saturating_add(RocksDbWeight::get().writes(8))
 	}
 	fn settle_lease() -> Weight {
-		Weight::from_parts(78812000, 0)
+		Weight::from_parts(91842000, 0)
 			.saturating_add(RocksDbWeight::get().reads(8))
 			.saturating_add(RocksDbWeight::get().writes(8))
+	}
+	fn update_gpus(l: u32) -> Weight {
+		Weight::from_parts(33433795, 0)
+			.saturating_add(Weight::from_parts(78326889, 0).saturating_mul(l.into()))
+			.saturating_add(RocksDbWeight::get().reads(3))
+			.saturating_add(RocksDbWeight::get().reads((5_u64).saturating_mul(l.into())))
+			.saturating_add(RocksDbWeight::get().writes(2))
+			.saturating_add(RocksDbWeight::get().writes((5_u64).saturating_mul(l.into())))
 	}
 }

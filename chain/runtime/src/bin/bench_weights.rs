@@ -337,7 +337,7 @@ fn flat_check(active: u32, repeat: usize) -> (u128, u128, u128) {
 			id[..4].copy_from_slice(&m.to_le_bytes());
 			GpuRental::register_machine(
 				RuntimeOrigin::signed(owner.clone()), id, owner.clone(),
-				polkadot_sdk::frame_support::BoundedVec::truncate_from(b"H100".to_vec()),
+				b"H100".to_vec(),
 				gpus_per_machine, 81_559, 1_000_000,
 			).expect("register");
 			for g in 0..gpus_per_machine.min(active - m * gpus_per_machine) {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::{CustomerLeases, Error, LeaseEndReason, LeaseState, Leases, MachineLeases, Machines};
-use polkadot_sdk::frame_support::assert_noop;
+use polkadot_sdk::{frame_support::assert_noop, sp_runtime::Perbill};
 
 #[test]
 fn create_lease_holds_escrow_and_books_lowest_free_gpus() {
@@ -23,6 +23,7 @@ fn create_lease_holds_escrow_and_books_lowest_free_gpus() {
 				gpus: 2,
 				gpu_mask: 0b0011,
 				price_per_gpu_block: PRICE,
+				fee: Perbill::from_percent(10),
 				duration: 100,
 				escrow,
 				spec_hash: H256::repeat_byte(7)
@@ -95,31 +96,34 @@ fn start_lease_within_window_runs_it() {
 		let id = register(1, 2);
 		let l = lease(BOB, id, 1, 50);
 		run_to_block(1 + START_WINDOW);
-		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(BOB), l), Error::<Test>::NotMachineOperator);
+		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(BOB), l).map_err(|e| e.error), Error::<Test>::NotMachineOperator);
 		assert_ok!(GpuRental::start_lease(RuntimeOrigin::signed(OPERATOR), l));
 		let stored = Leases::<Test>::get(l).unwrap();
 		assert_eq!((stored.state, stored.started_at, stored.ends_at, stored.accrue_from), (LeaseState::Running, 11, 61, 11));
 		assert!(has_event(Event::LeaseStarted { lease_id: l, ends_at: 61 }));
 		assert_eq!(Machines::<Test>::get(id).unwrap().last_heartbeat, 11);
-		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(OPERATOR), l), Error::<Test>::LeaseAlreadyStarted);
-		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(OPERATOR), 77), Error::<Test>::LeaseNotFound);
+		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(OPERATOR), l).map_err(|e| e.error), Error::<Test>::LeaseAlreadyStarted);
+		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(OPERATOR), 77).map_err(|e| e.error), Error::<Test>::LeaseNotFound);
 	});
 }
 
 #[test]
-fn start_lease_after_window_fails_and_anyone_cancels_for_full_refund() {
+fn start_lease_after_window_fails_and_anyone_cancels_paying_the_reservation() {
 	new_test_ext().execute_with(|| {
 		let id = register(1, 2);
 		let l = lease(BOB, id, 2, 50);
 		assert_noop!(GpuRental::cancel_lease(RuntimeOrigin::signed(CHARLIE), l), Error::<Test>::StartWindowOpen);
 		run_to_block(1 + START_WINDOW + 1);
-		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(OPERATOR), l), Error::<Test>::StartWindowPassed);
+		assert_noop!(GpuRental::start_lease(RuntimeOrigin::signed(OPERATOR), l).map_err(|e| e.error), Error::<Test>::StartWindowPassed);
 		assert_ok!(GpuRental::cancel_lease(RuntimeOrigin::signed(CHARLIE), l));
+		// Reserved while the machine was up: blocks 1..=6 (registered at 1, grace 5) = 5 blocks.
+		let reservation = PRICE * 2 * 5;
+		assert!(has_event(Event::PaymentClaimed { lease_id: l, provider: ALICE, paid: 90, fee: 10, accrued_until: 6 }));
 		assert_eq!(
 			last_event(),
-			Event::LeaseEnded { lease_id: l, reason: LeaseEndReason::StartTimeout, refunded: PRICE * 2 * 50 }.into()
+			Event::LeaseEnded { lease_id: l, reason: LeaseEndReason::StartTimeout, refunded: PRICE * 2 * 50 - reservation }.into()
 		);
-		assert_eq!((free(BOB), escrow_held(BOB)), (INITIAL, 0));
+		assert_eq!((free(BOB), escrow_held(BOB)), (INITIAL - reservation, 0));
 		assert!(Leases::<Test>::get(l).is_none());
 		assert_eq!(Machines::<Test>::get(id).unwrap().used_gpus, 0);
 		assert!(CustomerLeases::<Test>::get(BOB).is_empty());
@@ -129,13 +133,14 @@ fn start_lease_after_window_fails_and_anyone_cancels_for_full_refund() {
 }
 
 #[test]
-fn cancel_lease_by_customer_before_start_refunds_all() {
+fn cancel_lease_by_customer_before_start_pays_one_block_at_least() {
 	new_test_ext().execute_with(|| {
 		let id = register(1, 2);
 		let l = lease(BOB, id, 1, 50);
 		assert_ok!(GpuRental::cancel_lease(RuntimeOrigin::signed(BOB), l));
-		assert_eq!(last_event(), Event::LeaseEnded { lease_id: l, reason: LeaseEndReason::Cancelled, refunded: 500 }.into());
-		assert_eq!(free(BOB), INITIAL);
+		assert!(has_event(Event::PaymentClaimed { lease_id: l, provider: ALICE, paid: 9, fee: 1, accrued_until: 1 }));
+		assert_eq!(last_event(), Event::LeaseEnded { lease_id: l, reason: LeaseEndReason::Cancelled, refunded: 490 }.into());
+		assert_eq!(free(BOB), INITIAL - PRICE);
 		let started = running_lease(BOB, id, 1, 50);
 		assert_noop!(GpuRental::cancel_lease(RuntimeOrigin::signed(BOB), started), Error::<Test>::LeaseAlreadyStarted);
 		ensure_money_valid();
@@ -205,8 +210,8 @@ fn terminate_pending_lease_cancels_it() {
 		let id = register(1, 2);
 		let l = lease(BOB, id, 2, 100);
 		assert_ok!(GpuRental::terminate_lease(RuntimeOrigin::signed(BOB), l));
-		assert_eq!(last_event(), Event::LeaseEnded { lease_id: l, reason: LeaseEndReason::Cancelled, refunded: 2000 }.into());
-		assert_eq!(free(BOB), INITIAL);
+		assert_eq!(last_event(), Event::LeaseEnded { lease_id: l, reason: LeaseEndReason::Cancelled, refunded: 1980 }.into());
+		assert_eq!(free(BOB), INITIAL - 2 * PRICE);
 		ensure_money_valid();
 	});
 }

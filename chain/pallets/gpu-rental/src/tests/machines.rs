@@ -10,7 +10,7 @@ fn register_machine_holds_bond_and_records_machine() {
 		let id = register(1, 4);
 		let m = Machines::<Test>::get(id).unwrap();
 		assert_eq!((m.owner, m.operator, m.gpu_count, m.price_per_gpu_block), (ALICE, OPERATOR, 4, PRICE));
-		assert_eq!((m.bond, m.online, m.used_gpus), (4 * BOND_PER_GPU, true, 0));
+		assert_eq!((m.bond, m.online, m.used_gpus, m.gpus_present), (4 * BOND_PER_GPU, true, 0, 0b1111));
 		assert_eq!(bond_held(ALICE), 4 * BOND_PER_GPU);
 		assert_eq!(free(ALICE), INITIAL - 4 * BOND_PER_GPU);
 		assert_eq!(
@@ -40,7 +40,10 @@ fn register_machine_rejects_bad_input() {
 		assert_noop!(reg(machine_id(2), 0, model(), PRICE), Error::<Test>::InvalidGpuCount);
 		assert_noop!(reg(machine_id(2), MAX_GPUS + 1, model(), PRICE), Error::<Test>::InvalidGpuCount);
 		assert_noop!(reg(machine_id(2), 2, Default::default(), PRICE), Error::<Test>::InvalidGpuModel);
+		// Longer than MaxModelLen (32): a named error, not an undecodable call.
+		assert_noop!(reg(machine_id(2), 2, vec![b'x'; 33], PRICE), Error::<Test>::InvalidGpuModel);
 		assert_noop!(reg(machine_id(2), 2, model(), 0), Error::<Test>::ZeroPrice);
+		assert_ok!(reg(machine_id(2), 2, vec![b'x'; 32], PRICE));
 	});
 }
 
@@ -144,8 +147,8 @@ fn heartbeat_only_from_operator_or_owner() {
 		assert_eq!(last_event(), Event::HeartbeatReceived { machine_id: id, gap: 0 }.into());
 		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(ALICE), id));
 		assert_eq!(Machines::<Test>::get(id).unwrap().last_heartbeat, 3);
-		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(BOB), id), Error::<Test>::NotMachineOperator);
-		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), machine_id(9)), Error::<Test>::MachineNotFound);
+		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(BOB), id).map_err(|e| e.error), Error::<Test>::NotMachineOperator);
+		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), machine_id(9)).map_err(|e| e.error), Error::<Test>::MachineNotFound);
 		run_to_block(3 + GRACE + 4);
 		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id));
 		assert_eq!(last_event(), Event::HeartbeatReceived { machine_id: id, gap: 4 }.into());
@@ -167,7 +170,8 @@ fn deregister_machine_releases_bond_when_idle() {
 		assert_ok!(GpuRental::deregister_machine(RuntimeOrigin::signed(ALICE), id));
 		assert_eq!(last_event(), Event::MachineDeregistered { machine_id: id, bond_released: 2 * BOND_PER_GPU }.into());
 		assert!(Machines::<Test>::get(id).is_none());
-		assert_eq!((bond_held(ALICE), free(ALICE)), (0, INITIAL));
+		// The cancelled lease paid its one-block reservation (10, fee 1) to ALICE.
+		assert_eq!((bond_held(ALICE), free(ALICE)), (0, INITIAL + 9));
 		ensure_money_valid();
 	});
 }

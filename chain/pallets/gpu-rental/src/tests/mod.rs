@@ -1,13 +1,14 @@
 //! Unit tests of the GPU rental pallet, by theme, plus a randomized invariant test.
 
 mod leases;
+mod hardening;
 mod machines;
 mod payments;
 mod randomized;
 
 use crate::{mock::*, Event, HoldReason, LeaseId, MachineId};
 use polkadot_sdk::{
-	frame_support::{assert_ok, traits::fungible::{Inspect, InspectHold}, BoundedVec},
+	frame_support::{assert_ok, traits::fungible::{Inspect, InspectHold}},
 	frame_system,
 	sp_core::H256,
 };
@@ -18,8 +19,8 @@ pub fn machine_id(n: u8) -> MachineId {
 	[n; 32]
 }
 
-pub fn model() -> BoundedVec<u8, polkadot_sdk::frame_support::traits::ConstU32<32>> {
-	BoundedVec::truncate_from(b"NVIDIA H100 80GB HBM3".to_vec())
+pub fn model() -> Vec<u8> {
+	b"NVIDIA H100 80GB HBM3".to_vec()
 }
 
 /// Registers machine `n` owned by ALICE, operated by OPERATOR, with `gpus` GPUs at `PRICE`.
@@ -77,6 +78,24 @@ pub fn ensure_money_valid() {
 	assert_eq!(Balances::total_issuance(), INITIAL * ACCOUNTS.len() as Balance, "issuance changed");
 	assert_eq!(total, Balances::total_issuance(), "money created or lost");
 	crate::Pallet::<Test>::do_try_state().expect("pallet invariants");
+}
+
+/// `ensure_money_valid` plus exact holds: for tests where nothing outside moves held funds.
+pub fn ensure_money_exact() {
+	ensure_money_valid();
+	ensure_holds_exact();
+}
+
+/// Without outside changes to the holds, escrow and bonds held equal what storage records.
+pub fn ensure_holds_exact() {
+	for who in ACCOUNTS {
+		let escrow: Balance =
+			crate::Leases::<Test>::iter_values().filter(|l| l.customer == who).map(|l| l.escrow).sum();
+		assert_eq!(escrow_held(who), escrow, "escrow held differs from leases for {who}");
+		let bond: Balance =
+			crate::Machines::<Test>::iter_values().filter(|m| m.owner == who).map(|m| m.bond).sum();
+		assert_eq!(bond_held(who), bond, "bond held differs from machines for {who}");
+	}
 }
 
 pub fn last_event() -> RuntimeEvent {

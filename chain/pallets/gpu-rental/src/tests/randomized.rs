@@ -1,9 +1,23 @@
 //! Randomized call sequences: after every step money is conserved, escrow equals what live leases
-//! hold, no GPU is double-booked, and a failed call changes no storage at all.
+//! hold (at most, once another pallet moved held funds), no GPU is double-booked, and a failed call
+//! changes no storage at all. The generator also moves and freezes held funds from outside, starts
+//! sequences near the largest block number and lease id, and checks after each call that every fee
+//! was rounded down, every compensation stayed within the refund, and that no lease served to its
+//! end was reported for downtime.
 
 use super::*;
-use crate::{LeaseId, NextLeaseId};
-use polkadot_sdk::{frame_support::dispatch::DispatchResult, sp_io};
+use crate::{Event as PalletEvent, HoldReason, LeaseId, NextLeaseId};
+use polkadot_sdk::{
+	frame_support::{
+		dispatch::DispatchResult,
+		traits::{
+			fungible::MutateHold,
+			tokens::{Fortitude, Precision, Restriction},
+			LockableCurrency, WithdrawReasons,
+		},
+	},
+	sp_io,
+};
 
 const SEQUENCES: u64 = 10_000;
 const STEPS: usize = 16;
@@ -25,7 +39,17 @@ impl Rng {
 	}
 }
 
-fn random_step(rng: &mut Rng) -> DispatchResult {
+/// A price: mostly small, sometimes zero, sometimes near the largest balance.
+fn price(rng: &mut Rng) -> u64 {
+	match rng.below(10) {
+		0 => u64::MAX / (1 + rng.below(1_000_000)),
+		1 => 0,
+		_ => 1 + rng.below(20),
+	}
+}
+
+/// One random call; returns which kind it was and its result.
+fn random_step(rng: &mut Rng) -> (u64, DispatchResult) {
 	let anyone = rng.pick(&ACCOUNTS[..5]);
 	let owner = rng.pick(&[ALICE, DAVE]);
 	let machine = machine_id(rng.below(3) as u8 + 1);
@@ -34,13 +58,13 @@ fn random_step(rng: &mut Rng) -> DispatchResult {
 	let lease_id = if !live.is_empty() && rng.below(5) != 0 {
 		rng.pick(&live)
 	} else {
-		rng.below(NextLeaseId::<Test>::get() + 1)
+		rng.below(NextLeaseId::<Test>::get().saturating_add(1))
 	};
 	let customer = rng.pick(&[BOB, CHARLIE]);
 	let o = RuntimeOrigin::signed;
 	let any_machine = crate::Machines::<Test>::iter_keys().next().is_some();
-	let choice = if any_machine { rng.below(15) } else { 0 };
-	match choice {
+	let choice = if any_machine { rng.below(18) } else { 0 };
+	let result = match choice {
 		0 => GpuRental::register_machine(
 			o(owner),
 			machine,
@@ -48,9 +72,9 @@ fn random_step(rng: &mut Rng) -> DispatchResult {
 			model(),
 			rng.below(MAX_GPUS as u64 + 2) as u32,
 			80_000,
-			rng.below(20).max(rng.below(2)),
+			price(rng),
 		),
-		1 => GpuRental::set_price(o(owner), machine, rng.below(20)),
+		1 => GpuRental::set_price(o(owner), machine, price(rng)),
 		2 => GpuRental::set_online(o(owner), machine, rng.below(2) == 0),
 		3 => GpuRental::deregister_machine(o(owner), machine),
 		4 => GpuRental::increase_bond(o(owner), machine, rng.below(3_000)),
@@ -60,7 +84,7 @@ fn random_step(rng: &mut Rng) -> DispatchResult {
 			machine,
 			rng.below(5) as u32,
 			rng.below(60),
-			rng.below(25),
+			if rng.below(10) == 0 { u64::MAX } else { rng.below(25) },
 			H256::repeat_byte(1),
 		),
 		8 => GpuRental::start_lease(o(rng.pick(&[OPERATOR, DAVE, anyone])), lease_id).map(|_| ()).map_err(|e| e.error),
@@ -69,8 +93,78 @@ fn random_step(rng: &mut Rng) -> DispatchResult {
 		11 => GpuRental::extend_lease(o(customer), lease_id, rng.below(30)),
 		12 => GpuRental::terminate_lease(o(customer), lease_id),
 		13 => GpuRental::report_downtime(o(customer), lease_id),
-		_ => GpuRental::settle_lease(o(anyone), lease_id),
+		14 => GpuRental::settle_lease(o(anyone), lease_id),
+		15 => GpuRental::update_gpus(o(rng.pick(&[OPERATOR, DAVE, anyone])), machine, rng.below(1 << (MAX_GPUS + 1)))
+			.map(|_| ())
+			.map_err(|e| e.error),
+		// Another pallet moving held funds away (best effort: up to what is held).
+		16 => {
+			let reason = if rng.below(2) == 0 { HoldReason::LeaseEscrow } else { HoldReason::MachineBond };
+			let from = rng.pick(&[ALICE, BOB, CHARLIE, DAVE]);
+			<Balances as MutateHold<_>>::transfer_on_hold(
+				&reason.into(),
+				&from,
+				&TREASURY,
+				rng.below(2_000),
+				Precision::BestEffort,
+				Restriction::Free,
+				Fortitude::Force,
+			)
+			.map(|_| ())
+		},
+		// A lock over (part of) an account's balance, held funds included.
+		_ => {
+			Balances::set_lock(*b"randlock", &rng.pick(&ACCOUNTS[..5]), rng.below(INITIAL * 2), WithdrawReasons::all());
+			Ok(())
+		},
+	};
+	(choice, result)
+}
+
+/// The step kind that moves held funds from outside the pallet.
+const OUTSIDE_TRANSFER: u64 = 16;
+
+/// Checks the events of one call: fees rounded down, compensation within the refund (which it
+/// equals at most while no held funds were moved from outside).
+fn check_payout_events(outside_changed: bool) {
+	let events: Vec<_> = System::events()
+		.into_iter()
+		.filter_map(|r| match r.event {
+			RuntimeEvent::GpuRental(e) => Some(e),
+			_ => None,
+		})
+		.collect();
+	for e in &events {
+		match e {
+			PalletEvent::PaymentClaimed { paid, fee, lease_id, .. } => {
+				// The random test's fee is 10 %: floor((paid + fee) / 10), unless the hold ran dry
+				// and only part of the fee could move (never more than that).
+				assert!(*fee <= (paid + fee) / 10, "fee {fee} above floor of 10% of {} (lease {lease_id})", paid + fee);
+			},
+			PalletEvent::DowntimeCompensated { lease_id, amount, .. } => {
+				let refunded = events.iter().find_map(|e| match e {
+					PalletEvent::LeaseEnded { lease_id: id, refunded, .. } if id == lease_id => Some(*refunded),
+					_ => None,
+				});
+				let refunded = refunded.expect("a compensated lease ends");
+				if !outside_changed {
+					assert!(*amount <= refunded, "compensation {amount} above the refund {refunded}");
+				}
+			},
+			_ => {},
+		}
 	}
+}
+
+/// Running leases whose machine went stale before their end: the only ones that may fail.
+fn reportable_leases() -> Vec<LeaseId> {
+	crate::Leases::<Test>::iter()
+		.filter(|(_, l)| {
+			let m = crate::Machines::<Test>::get(l.machine_id).expect("machine of a live lease");
+			l.state == crate::LeaseState::Running && crate::Pallet::<Test>::fresh_until(&m) < l.ends_at
+		})
+		.map(|(id, _)| id)
+		.collect()
 }
 
 #[test]
@@ -79,12 +173,26 @@ fn random_call_sequences_keep_invariants() {
 	let (mut ok, mut failed) = (0u64, 0u64);
 	for _ in 0..SEQUENCES {
 		new_test_ext().execute_with(|| {
+			// One sequence in eight starts near the largest block number, one in eight near the
+			// last lease id.
+			match rng.below(8) {
+				0 => run_to_block(u64::MAX - rng.below(MAX_DURATION + 100)),
+				1 => NextLeaseId::<Test>::put(u64::MAX - rng.below(4)),
+				_ => {},
+			}
+			let mut outside_changed = false;
 			for _ in 0..STEPS {
 				if rng.below(3) == 0 {
-					run_to_block(System::block_number() + rng.below(8));
+					run_to_block(System::block_number().saturating_add(rng.below(8)));
 				}
+				System::reset_events();
 				let root_before = sp_io::storage::root(polkadot_sdk::sp_runtime::StateVersion::V1);
-				match random_step(&mut rng) {
+				let reports = reportable_leases();
+				let (choice, result) = random_step(&mut rng);
+				if choice == OUTSIDE_TRANSFER && result.is_ok() {
+					outside_changed = true;
+				}
+				match result {
 					Ok(()) => ok += 1,
 					Err(_) => {
 						failed += 1;
@@ -92,7 +200,13 @@ fn random_call_sequences_keep_invariants() {
 						assert_eq!(root_before, root_after, "a failed call changed storage");
 					},
 				}
-				ensure_money_valid();
+				for r in System::events() {
+					if let RuntimeEvent::GpuRental(PalletEvent::LeaseEnded { lease_id, reason: crate::LeaseEndReason::Failed, .. }) = r.event {
+						assert!(reports.contains(&lease_id), "lease {lease_id} reported though served to its end");
+					}
+				}
+				check_payout_events(outside_changed);
+				if outside_changed { ensure_money_valid() } else { ensure_money_exact() }
 			}
 		});
 	}
