@@ -77,6 +77,16 @@ fn fill_customer<T: Config>(customer: &T::AccountId) {
 	}
 }
 
+/// Starts `count` single-GPU leases on `machine_id`, each for its own funded customer.
+fn start_single_gpu_leases<T: Config>(owner: &T::AccountId, machine_id: MachineId, count: u32) {
+	for i in 0..count {
+		let customer: T::AccountId = account("customer", i, 0);
+		fund::<T>(&customer);
+		let lease = create::<T>(&customer, machine_id, 1);
+		start::<T>(owner, lease);
+	}
+}
+
 fn ensure_treasury<T: Config>() {
 	fund::<T>(&T::Treasury::get());
 }
@@ -142,12 +152,7 @@ mod benchmarks {
 		ensure_treasury::<T>();
 		let owner: T::AccountId = whitelisted_caller();
 		let id = machine::<T>(1, &owner);
-		for i in 0..l {
-			let customer: T::AccountId = account("customer", i, 0);
-			fund::<T>(&customer);
-			let lease = create::<T>(&customer, id, 1);
-			start::<T>(&owner, lease);
-		}
+		start_single_gpu_leases::<T>(&owner, id, l);
 		advance::<T>(10u32.saturating_add(TryInto::<u32>::try_into(T::HeartbeatGrace::get()).unwrap_or(1_000)));
 		#[extrinsic_call]
 		_(RawOrigin::Signed(owner), id);
@@ -173,12 +178,7 @@ mod benchmarks {
 		ensure_treasury::<T>();
 		let owner: T::AccountId = whitelisted_caller();
 		let id = machine::<T>(1, &owner);
-		for i in 0..l {
-			let customer: T::AccountId = account("customer", i, 0);
-			fund::<T>(&customer);
-			let lease = create::<T>(&customer, id, 1);
-			start::<T>(&owner, lease);
-		}
+		start_single_gpu_leases::<T>(&owner, id, l);
 		advance::<T>(TryInto::<u32>::try_into(T::HeartbeatGrace::get()).unwrap_or(1_000).saturating_add(1));
 		let customer: T::AccountId = account("customer", 999, 0);
 		fund::<T>(&customer);
@@ -286,12 +286,7 @@ mod benchmarks {
 		ensure_treasury::<T>();
 		let owner: T::AccountId = whitelisted_caller();
 		let id = machine::<T>(1, &owner);
-		for i in 0..l {
-			let customer: T::AccountId = account("customer", i, 0);
-			fund::<T>(&customer);
-			let lease = create::<T>(&customer, id, 1);
-			start::<T>(&owner, lease);
-		}
+		start_single_gpu_leases::<T>(&owner, id, l);
 		advance::<T>(5);
 		// Only the highest slot stays: every lease (on the lowest slots) loses its GPU.
 		let last = 1u64 << (T::MaxGpusPerMachine::get() - 1);
