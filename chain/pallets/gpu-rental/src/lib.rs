@@ -1202,25 +1202,22 @@ pub mod pallet {
 			let reason = HoldReason::LeaseEscrow.into();
 			let available = amount.min(T::Currency::balance_on_hold(&reason, &lease.customer));
 			let fee = lease.fee.mul_floor(available);
-			let mut moved: [BalanceOf<T>; 2] = [Zero::zero(), Zero::zero()];
-			for (i, (to, value)) in
-				[(&machine.owner, available.saturating_sub(fee)), (&T::Treasury::get(), fee)]
-					.into_iter()
-					.enumerate()
-			{
-				if !value.is_zero() {
-					moved[i] = T::Currency::transfer_on_hold(
-						&reason,
-						&lease.customer,
-						to,
-						value,
-						Precision::BestEffort,
-						Restriction::Free,
-						Fortitude::Force,
-					)?;
+			let move_to = |to: &T::AccountId, value: BalanceOf<T>| -> Result<BalanceOf<T>, DispatchError> {
+				if value.is_zero() {
+					return Ok(value);
 				}
-			}
-			let [paid, fee] = moved;
+				T::Currency::transfer_on_hold(
+					&reason,
+					&lease.customer,
+					to,
+					value,
+					Precision::BestEffort,
+					Restriction::Free,
+					Fortitude::Force,
+				)
+			};
+			let paid = move_to(&machine.owner, available.saturating_sub(fee))?;
+			let fee = move_to(&T::Treasury::get(), fee)?;
 			lease.escrow = lease.escrow.saturating_sub(amount);
 			lease.accrue_from = until;
 			Self::deposit_event(Event::PaymentClaimed {

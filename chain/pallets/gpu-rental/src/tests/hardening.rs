@@ -123,19 +123,13 @@ fn compensation_share_is_exact_and_rounds_down() {
 		let id2 = machine_id(2);
 		assert_ok!(GpuRental::register_machine(RuntimeOrigin::signed(DAVE), id2, DAVE, model(), 3, 1, PRICE));
 		assert_ok!(GpuRental::increase_bond(RuntimeOrigin::signed(DAVE), id2, 3));
-		let l2 = running_lease_on(CHARLIE, id2, DAVE, 1, 1_000);
+		let l2 = lease(CHARLIE, id2, 1, 1_000);
+		assert_ok!(GpuRental::start_lease(RuntimeOrigin::signed(DAVE), l2));
 		run_to_block(System::block_number() + GRACE + 1);
 		assert_ok!(GpuRental::report_downtime(RuntimeOrigin::signed(CHARLIE), l2));
 		assert!(has_event(Event::DowntimeCompensated { lease_id: l2, customer: CHARLIE, amount: 500 }));
 		ensure_money_exact();
 	});
-}
-
-fn running_lease_on(customer: AccountId, machine: MachineId, operator: AccountId, gpus: u32, duration: u64) -> LeaseId {
-	let id = NextLeaseId::<Test>::get();
-	assert_ok!(GpuRental::create_lease(RuntimeOrigin::signed(customer), machine, gpus, duration, PRICE, H256::zero()));
-	assert_ok!(GpuRental::start_lease(RuntimeOrigin::signed(operator), id));
-	id
 }
 
 // 4. A running lease keeps the fee it was made with.
