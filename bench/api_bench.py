@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from services.common import public_key_from_ss58  # noqa: E402
 from services.common.grpc_gen.gridlease.v1 import offer_pb2  # noqa: E402
 from services.customer_api.main import create_app  # noqa: E402
 from services.customer_api.offers.index import (  # noqa: E402
@@ -75,7 +76,10 @@ def fill(index: OfferIndex, count: int) -> None:
         )
         index.upsert(offer)
         price = int(offer.price_per_gpu_per_block)
-        index.set_chain(offer.machine_id, ChainView(True, True, price, rng.randint(0, gpus), now))
+        # Registered to the offer's provider and operated by its (here empty) signing key.
+        owner, operator = public_key_from_ss58(offer.provider), bytes(offer.operator_public_key)
+        view = ChainView(True, True, price, rng.randint(0, gpus), now, owner, operator)
+        index.set_chain(offer.machine_id, view)
 
 
 def percentiles(samples: list[float]) -> str:

@@ -24,8 +24,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common import spec_hash
+from services.common import MachineResources, spec_hash
 from services.common._chain import ChainLease
+from services.gpu_node.desired import DesiredWorkloads
+from services.gpu_node.gpus import build_gpu_set
 from services.gpu_node.hardware.model import GpuDevice, Inventory
 from services.gpu_node.reconcile.executor import Executor
 from services.gpu_node.reconcile.plan import LeaseFacts, SpecFacts, View, plan
@@ -37,7 +39,7 @@ from services.gpu_node.runtime.base import (
 )
 from services.gpu_node.store import NodeStore
 
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchKeyBenchKeyBenchKeyBenchKeyBenchKey0 bench"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4 bench"
 SPEC = {"version": 1, "image": "localhost/gridlease-sshd:1", "ssh_public_key": SSH_KEY}
 DIGEST = spec_hash(SPEC)
 BLOCK = 10_000
@@ -134,7 +136,11 @@ def bench_reconcile(count: int) -> None:
             if kind in (1, 2, 3, 4):
                 runtime.workloads[lease_id] = WorkloadStatus(lease_id, WorkloadPhase.RUNNING)
         chain = RecordingChain(leases)
-        executor = Executor(runtime, chain, store, _inventory)
+        gpus = build_gpu_set(_inventory(), store, "NVIDIA H100")
+        host = MachineResources(cpu_millicores=64_000, memory_mib=512 * 1024)
+        # 1,000 leases of 2 ports each: a range wide enough that allocation never runs dry.
+        desired = DesiredWorkloads(store, lambda: gpus, host, (20_000, 29_999), lambda port: True)
+        executor = Executor(runtime, chain, store, desired)
 
         def run_once() -> tuple[float, int]:
             started = time.perf_counter()

@@ -14,6 +14,7 @@ phase "chain toolchain" bash chain/scripts/setup-toolchain.sh
 phase "chain build (runtime, wasm, chain spec)" bash chain/scripts/build.sh
 phase "pallet tests (cargo test)" bash chain/scripts/test.sh
 phase "lint (ruff)" .venv/bin/ruff check .
+phase "types (mypy --strict services/)" .venv/bin/mypy
 
 set +e
 phase "python tests (pytest)" .venv/bin/pytest -q -p no:cacheprovider "$@"

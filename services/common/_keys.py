@@ -97,9 +97,10 @@ def _verifier(public_key: bytes) -> Keypair:
 
 def ss58_from_public_key(public_key: bytes) -> str:
     """SS58 address (generic prefix 42) of a 32-byte public key."""
-    return Keypair(
+    address: str = Keypair(
         public_key=public_key, ss58_format=SS58_FORMAT, crypto_type=KeypairType.SR25519
     ).ss58_address
+    return address
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,6 +15,7 @@ from substrateinterface import Keypair
 from services.common._canonical import DOMAIN_OFFER
 from services.common._errors import BadSignature, MalformedMessage, UnknownFields
 from services.common._keys import machine_id_for, sign, verify
+from services.common._workload import MachineResources
 from services.common.grpc_gen.gridlease.v1 import offer_pb2
 
 __all__ = ["build_offer", "has_unknown_fields", "now_ms", "open_signed_offer", "sign_offer"]
@@ -39,9 +40,16 @@ def build_offer(
     sequence: int,
     labels: Mapping[str, str] | None = None,
     timestamp_ms: int | None = None,
+    host: MachineResources | None = None,
 ) -> offer_pb2.Offer:
-    """An Offer for the machine whose key is keypair (machine_id derived from the key)."""
+    """An Offer for the machine whose key is keypair (machine_id derived from the key); `host`
+    is the machine's CPU and memory that leases share (left out of the offer when None)."""
     public_key = bytes(keypair.public_key)
+    host_resources = (
+        None
+        if host is None
+        else offer_pb2.HostResources(cpu_millicores=host.cpu_millicores, memory_mib=host.memory_mib)
+    )
     return offer_pb2.Offer(
         machine_id=machine_id_for(public_key),
         provider=provider,
@@ -58,6 +66,7 @@ def build_offer(
         labels=dict(labels or {}),
         sequence=sequence,
         timestamp_ms=now_ms() if timestamp_ms is None else timestamp_ms,
+        host=host_resources,
     )
 
 
@@ -72,7 +81,7 @@ def has_unknown_fields(message: Message) -> bool:
     stripped = type(message)()
     stripped.CopyFrom(message)
     stripped.DiscardUnknownFields()
-    return stripped.ByteSize() != message.ByteSize()
+    return bool(stripped.ByteSize() != message.ByteSize())
 
 
 def open_signed_offer(signed: offer_pb2.SignedOffer) -> offer_pb2.Offer:

@@ -1,34 +1,63 @@
 """The chain indexer: reads finalized blocks in order and applies the GPU rental events of this
-API's leases to their records. Each block's changes and the cursor move commit together, so a
-restart resumes at the next block and nothing is applied twice. Ended leases leave chain storage;
-their end (reason, refund) is known only from these events."""
+API's leases to their records. Each block's changes and the cursor move commit together, and
+the move is conditional on the cursor not having moved meanwhile, so a restart resumes at the
+next block and nothing is applied twice, even with several API replicas on one database.
+Ended leases leave chain storage; their end (reason, refund) is known only from these events.
+
+A lease request is matched to its chain lease by the hash of the extrinsic it signed (the
+block's extrinsic at the event's index), never by customer, spec or age. Requests nobody
+finishes (their API process died) are settled here: their lease recorded, or their row removed
+once their extrinsic failed or can no longer be included.
+
+A block the chain does not serve (yet, or any more) is retried on the next pass; only a cursor
+block whose hash differs from the chain's (another chain) is an IndexerError."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
 
-from services.common import get_logger
-from services.common._chain import PALLET, ChainClient, ChainEvent
+from services.common import ChainError, ChainUnavailable, ExtrinsicFailed, get_logger
+from services.common._chain import PALLET, ChainClient, ChainEvent, Receipt
 from services.customer_api import crud
 from services.customer_api.models import DeliveryState, LeaseRecord, LeaseState, utcnow
 
-__all__ = ["CURSOR", "Indexer", "IndexerError", "apply_events"]
+__all__ = [
+    "CURSOR",
+    "ORPHAN_AFTER",
+    "SETTLE_AFTER",
+    "BlockUnavailable",
+    "Indexer",
+    "IndexerError",
+    "apply_events",
+    "record_receipt",
+]
 
 log = get_logger(__name__)
 CURSOR = "chain"
-# A SUBMITTING row is adopted by a LeaseCreated event only once its own request must be gone
-# (crashed between inclusion and recording); younger rows are finished by their request.
+# Rows written before requests recorded their extrinsic cannot be matched; they are dropped
+# once their request must be long gone.
 ORPHAN_AFTER = timedelta(seconds=60)
+# A request's own thread normally records its lease within a block or two; the indexer looks
+# at rows left without a lease this long.
+SETTLE_AFTER = timedelta(seconds=5)
+# Tries of one block while another indexer holds the database, before the pass gives up.
+_MAX_STALLS = 20
 
 
 class IndexerError(Exception):
-    """The database's cursor names a block the chain does not have (another chain?)."""
+    """The database's cursor names a block the chain holds with another hash (another chain?)."""
+
+
+class BlockUnavailable(ChainUnavailable):
+    """The chain does not serve a block the indexer needs (not yet, or forgotten): retryable."""
 
 
 def _hex(value: Any) -> str:
@@ -41,32 +70,29 @@ def _add(amount: str, delta: Any) -> str:
     return str(int(amount) + int(delta))
 
 
-def _adopt(session: Session, attrs: dict[str, Any]) -> LeaseRecord | None:
-    return session.exec(
-        select(LeaseRecord)
-        .where(
-            LeaseRecord.chain_state == LeaseState.SUBMITTING,
-            LeaseRecord.customer_address == attrs["customer"],
-            LeaseRecord.spec_hash == _hex(attrs["spec_hash"]),
-            col(LeaseRecord.created_at) < utcnow() - ORPHAN_AFTER,
-        )
-        .order_by(col(LeaseRecord.created_at))
-    ).first()
-
-
-def apply_events(session: Session, block_number: int, events: list[ChainEvent]) -> int:
-    """Apply one block's events to the records they concern; returns how many changed."""
+def apply_events(
+    session: Session,
+    block_number: int,
+    events: list[ChainEvent],
+    extrinsic_hashes: list[str] | None = None,
+) -> int:
+    """Apply one block's events to the records they concern; returns how many changed.
+    `extrinsic_hashes` are the block's extrinsics' hashes in order: a LeaseCreated no record
+    knows yet goes to the request that signed the extrinsic at the event's index."""
     changed = 0
+    hashes = extrinsic_hashes
     for event in events:
         if event.module != PALLET or "lease_id" not in event.attributes:
             continue
         attrs = event.attributes
         lease_id = int(attrs["lease_id"])
         record = crud.lease_by_chain_id(session=session, lease_id=lease_id)
-        if record is None and event.name == "LeaseCreated":
-            record = _adopt(session, attrs)
-            if record is not None:
-                record.lease_id = lease_id
+        if record is None and event.name == "LeaseCreated" and hashes is not None:
+            index = event.extrinsic_index
+            if index is not None and 0 <= index < len(hashes):
+                record = crud.lease_by_extrinsic_hash(session=session, extrinsic_hash=hashes[index])
+                if record is not None:
+                    record.lease_id = lease_id
         if record is None:
             continue
         _apply(record, event.name, attrs, block_number)
@@ -110,7 +136,8 @@ def _apply(record: LeaseRecord, name: str, attrs: dict[str, Any], block: int) ->
 
 
 class Indexer:
-    """Brings the records up to a finalized block. Safe to call from several threads."""
+    """Brings the records up to a finalized block. Safe to call from several threads and from
+    several processes on one database."""
 
     def __init__(
         self,
@@ -134,47 +161,168 @@ class Indexer:
             found = crud.get_cursor(session=session, name=CURSOR)
             return None if found is None else found.block_number
 
-    def sync(self, target: int | None = None) -> int:
+    def run_once(self) -> int:
+        """One pass of the background loop: index up to the finalized head, then settle lease
+        requests nobody finished. Returns the cursor."""
+        cursor = self.sync()
+        self.settle_submissions()
+        return cursor
+
+    def sync(self, target: int | None = None, *, wait_s: float | None = None) -> int:
         """Index every finalized block up to target (default: the finalized head); returns the
-        cursor afterwards."""
-        with self._lock:
+        cursor afterwards. With `wait_s`, waits at most that long for a sync running in another
+        thread and then returns the cursor as it is. Raises BlockUnavailable (retry later) when
+        the chain does not serve a block."""
+        if not self._lock.acquire(timeout=-1 if wait_s is None else wait_s):
+            return self.cursor() or 0
+        try:
             head = self.finalized_number()
             last = self._resume(head)
             end = head if target is None else min(target, head)
-            for number in range(last + 1, end + 1):
-                self._index(number)
-                last = number
+            stalls = 0
+            while last < end:
+                if self._index(last + 1, last):
+                    last, stalls = last + 1, 0
+                    continue
+                # Another replica indexed it first (go on from where it is), or is writing.
+                moved = self.cursor() or last
+                if moved > last:
+                    last, stalls = moved, 0
+                    continue
+                stalls += 1
+                if stalls >= _MAX_STALLS:
+                    raise IndexerError(f"cursor stuck at {last}: the database stays busy")
+                time.sleep(0.05 * stalls)
             return last
+        finally:
+            self._lock.release()
 
     def _resume(self, head: int) -> int:
         with Session(self.engine) as session:
             cursor = crud.get_cursor(session=session, name=CURSOR)
             if cursor is not None:
-                if self.chain.block_hash(cursor.block_number) != cursor.block_hash:
+                on_chain = self.chain.block_hash(cursor.block_number)
+                if on_chain is None:
+                    raise BlockUnavailable(f"chain does not serve block {cursor.block_number}")
+                if on_chain != cursor.block_hash:
                     raise IndexerError(
                         f"block {cursor.block_number} on chain is not the one indexed"
                     )
                 return cursor.block_number
             first = head + 1 if self.start_block is None else self.start_block
             number = max(first - 1, 0)
-            block_hash = self.chain.block_hash(number) or ""
+            block_hash = self.chain.block_hash(number)
+            if block_hash is None:
+                raise BlockUnavailable(f"chain does not serve block {number}")
             crud.set_cursor(
                 session=session, name=CURSOR, block_number=number, block_hash=block_hash
             )
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # a replica created the cursor first
+                session.rollback()
+                found = crud.get_cursor(session=session, name=CURSOR)
+                if found is None:
+                    raise
+                return found.block_number
             log.info("indexer.start", extra={"block": number})
             return number
 
-    def _index(self, number: int) -> None:
+    def _index(self, number: int, previous: int) -> bool:
+        """Applies block `number` and moves the cursor from `previous`; False (nothing
+        applied) when another indexer moved the cursor first."""
         block_hash = self.chain.block_hash(number)
         if block_hash is None:
-            raise IndexerError(f"chain has no block {number}")
-        events = self.chain.events(block_hash)
+            raise BlockUnavailable(f"chain does not serve block {number}")
+        try:
+            events = self.chain.events(block_hash)
+        except ChainUnavailable:
+            raise
+        except ChainError as exc:
+            raise BlockUnavailable(f"events of block {number}: {exc}") from exc
+        # Read from the chain before the transaction: no database lock waits on the chain.
+        created = any(e.module == PALLET and e.name == "LeaseCreated" for e in events)
+        hashes = self._extrinsic_hashes(block_hash) if created else None
         with Session(self.engine) as session:
-            apply_events(session, number, events)
-            crud.set_cursor(
-                session=session, name=CURSOR, block_number=number, block_hash=block_hash
-            )
-            session.commit()
+            try:
+                apply_events(session, number, events, hashes)
+                moved = crud.move_cursor(
+                    session=session,
+                    name=CURSOR,
+                    expected=previous,
+                    block_number=number,
+                    block_hash=block_hash,
+                )
+                if not moved:
+                    session.rollback()
+                    return False
+                session.commit()
+            except OperationalError:
+                # SQLite: another indexer wrote since this transaction began. Nothing of
+                # this one is kept; the caller looks at the cursor again.
+                session.rollback()
+                return False
         if self.on_block is not None:
             self.on_block(number)
+        return True
+
+    def _extrinsic_hashes(self, block_hash: str) -> list[str]:
+        found = self.chain.extrinsic_hashes(block_hash)
+        if found is None:
+            raise BlockUnavailable(f"chain does not serve block {block_hash}")
+        return found
+
+    # -- requests nobody finished ------------------------------------------------------------------
+    def settle_submissions(self) -> int:
+        """Settles lease requests left without a lease (their request died or gave up): the
+        lease their extrinsic made is recorded; a row whose extrinsic failed, or can no longer
+        be included, is removed. Returns how many rows changed."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = crud.submitting_leases(session=session, updated_before=utcnow() - SETTLE_AFTER)
+            session.commit()
+            changed = 0
+            for row in rows:
+                changed += self._settle(session, row)
+            return changed
+
+    def _settle(self, session: Session, row: LeaseRecord) -> int:
+        signed = crud.submission_of(row)
+        if signed is None:
+            if row.created_at.replace(tzinfo=None) < (utcnow() - ORPHAN_AFTER).replace(tzinfo=None):
+                log.warning("indexer.orphan_dropped", extra={"record": str(row.id)})
+                return int(
+                    crud.delete_submission(session=session, record_id=row.id, extrinsic_hash=None)
+                )
+            return 0
+        status = self.chain.status(signed)
+        if status.receipt is not None:
+            record_receipt(session, row, status.receipt)
+            return 1
+        if status.failure is not None or status.dead:
+            reason: ExtrinsicFailed | str = status.failure or "dead"
+            log.info(
+                "indexer.submission_settled",
+                extra={"extrinsic": signed.extrinsic_hash, "outcome": str(reason)[:200]},
+            )
+            return int(
+                crud.delete_submission(
+                    session=session, record_id=row.id, extrinsic_hash=signed.extrinsic_hash
+                )
+            )
+        # In the pool, or not seen yet: look again after SETTLE_AFTER (its era bounds the wait).
+        crud.touch_submission(session=session, record_id=row.id)
+        return 0
+
+
+def record_receipt(session: Session, record: LeaseRecord, receipt: Receipt) -> LeaseRecord:
+    """The request's record as the chain's lease that receipt (of its create_lease) made."""
+    created = receipt.one(PALLET, "LeaseCreated")
+    return crud.record_created(
+        session=session,
+        record_id=record.id,
+        lease_id=int(created["lease_id"]),
+        block_number=receipt.block_number,
+        price_per_gpu_block=int(created["price_per_gpu_block"]),
+        escrow=int(created["escrow"]),
+        duration_blocks=int(created["duration"]),
+    )

@@ -1,6 +1,15 @@
 """Making and changing leases: validate, hash the spec, let the chain decide, record what it
 decided, hand the spec to the node. A lease the chain refuses is never recorded; a node that
-does not answer leaves the delivery pending for the background retry."""
+does not answer leaves the delivery pending for the background retry.
+
+A lease request is tied to the one extrinsic it signed. Its row is written (SUBMITTING) with
+the extrinsic's hash, nonce and bytes before anything is sent; whatever happens next (the API
+killed, the connection lost, a timeout) the row names what may have reached the chain. A
+retry with the same Idempotency-Key asks the chain what became of that extrinsic: included
+(its own lease), failed or dead (nothing leased: the row goes and the retry starts afresh), in
+the pool (409 in progress), or never seen (the same bytes are sent again, which cannot pay
+twice). The indexer settles rows nobody retries the same way. No request holds a database
+connection while it waits on the chain or a node."""
 
 from __future__ import annotations
 
@@ -11,13 +20,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from substrateinterface import Keypair
 
-from services.common import blake2b_256, canonical_json, hex0x, spec_hash
-from services.common._chain import ChainUnavailable, ExtrinsicFailed, Receipt
+from services.common import (
+    ChainError,
+    ExtrinsicFailed,
+    ExtrinsicRejected,
+    SubmitOutcomeUnknown,
+    blake2b_256,
+    canonical_json,
+    get_logger,
+    hex0x,
+    spec_hash,
+)
+from services.common._chain import PALLET, Receipt, SignedExtrinsic, SubmissionStatus
 from services.customer_api import crud
 from services.customer_api.chain import ChainGateway
 from services.customer_api.core.security import Custody
-from services.customer_api.errors import ApiError, from_extrinsic_failed
-from services.customer_api.indexer import Indexer
+from services.customer_api.errors import (
+    CHAIN_RETRY_AFTER_S,
+    ApiError,
+    chain_unavailable,
+    from_chain_error,
+    from_extrinsic_failed,
+)
+from services.customer_api.indexer import ORPHAN_AFTER, Indexer, IndexerError, record_receipt
 from services.customer_api.models import (
     Connection,
     Customer,
@@ -38,11 +63,9 @@ from services.customer_api.node_client import (
 )
 from services.customer_api.offers.index import OfferIndex
 
-__all__ = ["Leasing", "deliver", "request_hash"]
+__all__ = ["Leasing", "chain_unavailable", "deliver", "request_hash"]
 
-
-def chain_unavailable() -> ApiError:
-    return ApiError(503, "Chain unavailable")
+log = get_logger(__name__)
 
 
 def request_hash(body: LeaseCreate) -> str:
@@ -50,9 +73,20 @@ def request_hash(body: LeaseCreate) -> str:
     return blake2b_256(canonical_json(body.model_dump(mode="json"))).hex()
 
 
+def in_progress() -> ApiError:
+    return ApiError(
+        409,
+        "Lease creation in progress",
+        "SubmissionPending",
+        headers={"Retry-After": str(CHAIN_RETRY_AFTER_S)},
+    )
+
+
 def deliver(session: Session, record: LeaseRecord, keypair: Keypair, nodes: NodeClient) -> None:
-    """Try once to hand the record's spec to its node; records the outcome."""
+    """Try once to hand the record's spec to its node; records the outcome. The node is asked
+    outside any transaction (no pooled connection waits on it)."""
     assert record.lease_id is not None
+    session.commit()
     spec = json.loads(record.spec_json)
     record.delivery_attempts += 1
     try:
@@ -68,7 +102,10 @@ def deliver(session: Session, record: LeaseRecord, keypair: Keypair, nodes: Node
     record.updated_at = utcnow()
     session.add(record)
     session.commit()
-    session.refresh(record)
+
+
+class _KeyTaken(Exception):
+    """Another request holds this Idempotency-Key (its row was written first)."""
 
 
 @dataclass
@@ -84,18 +121,16 @@ class Leasing:
     indexer: Indexer
 
     def _keypair(self) -> Keypair:
-        return crud.customer_keypair(
+        keypair = crud.customer_keypair(
             session=self.session, customer_id=self.customer.id, custody=self.custody
         )
+        self._end_transaction()
+        return keypair
 
-    def _call(self, function: str, **params: object) -> Receipt:
-        writer = self.chain.writer_for(self.customer.address)
-        try:
-            return writer.gpu_rental(self._keypair(), function, **params)
-        except ExtrinsicFailed as exc:
-            raise from_extrinsic_failed(exc) from exc
-        except ChainUnavailable as exc:
-            raise chain_unavailable() from exc
+    def _end_transaction(self) -> None:
+        """Returns the request's connection to the pool before it waits on the chain (the
+        session does not expire objects on commit, so records stay readable)."""
+        self.session.commit()
 
     # -- create -----------------------------------------------------------------------------------
     def create(self, body: LeaseCreate, idempotency_key: str | None) -> tuple[LeaseRecord, bool]:
@@ -106,91 +141,178 @@ class Leasing:
                 session=self.session, customer=self.customer, idempotency_key=idempotency_key
             )
             if existing is not None:
-                return self._replay(existing, digest), False
+                settled = self._settle(existing, digest)
+                if settled is not None:
+                    return settled, False
         machine_id = bytes.fromhex(body.machine_id[2:])
         held = self.offers.get(machine_id)
         if held is None:
             raise ApiError(404, "Offer not found")
         spec = body.spec()
-        writer = self.chain.writer_for(self.customer.address)
+        keypair = self._keypair()
         try:
             if body.max_price_per_gpu_block is not None:
                 max_price = int(body.max_price_per_gpu_block)
-                writer.block_number()  # connected before anything is reserved
             else:
-                machine = writer.machine(machine_id)
+                machine = self.chain.reader.machine(machine_id)
                 if machine is None:
                     raise ApiError(404, "Machine not registered on chain", "MachineNotFound")
                 max_price = machine.price_per_gpu_block
-        except ChainUnavailable as exc:
-            raise chain_unavailable() from exc
+        except ChainError as exc:
+            raise from_chain_error(exc) from exc
+        rows: list[LeaseRecord] = []
+
+        sent: list[SignedExtrinsic] = []
+
+        def on_signed(signed: SignedExtrinsic) -> None:
+            # Written before sending, so whatever follows, the row names its extrinsic.
+            sent[:] = [signed]
+            if rows:  # signed again after losing a nonce race
+                if crud.set_submission(session=self.session, record_id=rows[0].id, signed=signed):
+                    return
+                rows.clear()  # removed meanwhile (its first extrinsic was dead): write anew
+            try:
+                rows.append(
+                    crud.reserve_lease(
+                        session=self.session,
+                        customer=self.customer,
+                        idempotency_key=idempotency_key,
+                        request_hash=digest,
+                        machine_id=body.machine_id,
+                        endpoint=held[0].endpoint,
+                        gpus=body.gpus,
+                        duration_blocks=body.duration_blocks,
+                        spec=spec,
+                        spec_hash=hex0x(spec_hash(spec)),
+                        signed=signed,
+                    )
+                )
+            except IntegrityError:
+                self.session.rollback()
+                raise _KeyTaken from None
+
+        params = {
+            "machine_id": body.machine_id,
+            "gpus": body.gpus,
+            "duration": body.duration_blocks,
+            "max_price_per_gpu_block": max_price,
+            "spec_hash": hex0x(spec_hash(spec)),
+        }
         try:
-            record = crud.reserve_lease(
-                session=self.session,
-                customer=self.customer,
-                idempotency_key=idempotency_key,
-                request_hash=digest,
-                machine_id=body.machine_id,
-                endpoint=held[0].endpoint,
-                gpus=body.gpus,
-                duration_blocks=body.duration_blocks,
-                spec=spec,
-                spec_hash=hex0x(spec_hash(spec)),
+            receipt = self.chain.submit(
+                keypair, PALLET, "create_lease", params, on_signed=on_signed
             )
-        except IntegrityError:
-            # A concurrent request with the same key reserved first.
-            self.session.rollback()
+        except _KeyTaken:
+            # A concurrent request with the same key wrote its row first: answer as a retry.
             assert idempotency_key is not None
             existing = crud.lease_by_idempotency_key(
                 session=self.session, customer=self.customer, idempotency_key=idempotency_key
             )
-            assert existing is not None
-            return self._replay(existing, digest), False
-        try:
-            receipt = writer.gpu_rental(
-                self._keypair(),
-                "create_lease",
-                machine_id=body.machine_id,
-                gpus=body.gpus,
-                duration=body.duration_blocks,
-                max_price_per_gpu_block=max_price,
-                spec_hash=record.spec_hash,
+            settled = None if existing is None else self._settle(existing, digest)
+            if settled is None:
+                raise in_progress() from None
+            return settled, False
+        except SubmitOutcomeUnknown as exc:
+            # Sent, then the answer was lost. The row keeps its extrinsic: a retry with the
+            # same key (or the indexer) finds out what became of it; nothing can pay twice.
+            log.warning(
+                "lease.submit_unknown",
+                extra={"extrinsic": exc.extrinsic_hash, "customer": self.customer.address},
             )
-        except ExtrinsicFailed as exc:
-            # The chain refused: nothing was paid, nothing is kept.
-            crud.delete_lease_record(session=self.session, record=record)
-            raise from_extrinsic_failed(exc) from exc
-        except ChainUnavailable as exc:
-            # Lost mid-call: it may still be included. The row stays SUBMITTING so a retry
-            # cannot pay twice; the indexer adopts it if the lease appears on chain.
-            raise chain_unavailable() from exc
-        created = receipt.one("GpuRental", "LeaseCreated")
-        record.lease_id = int(created["lease_id"])
-        record.chain_state = LeaseState.PENDING
-        record.created_block = receipt.block_number
-        record.price_per_gpu_block = str(created["price_per_gpu_block"])
-        record.escrow = str(created["escrow"])
-        self.session.add(record)
-        self.session.commit()
-        self.session.refresh(record)
-        deliver(self.session, record, self._keypair(), self.nodes)
+            raise ApiError(
+                503, "Chain did not confirm the lease in time", "SubmitOutcomeUnknown"
+            ) from exc
+        except ChainError as exc:
+            # Refused, failed, or never sent: nothing was leased and nothing will be.
+            if rows:
+                crud.delete_submission(
+                    session=self.session,
+                    record_id=rows[0].id,
+                    extrinsic_hash=sent[0].extrinsic_hash if sent else None,
+                )
+            raise from_chain_error(exc) from exc
+        record = record_receipt(self.session, rows[0], receipt)
+        deliver(self.session, record, keypair, self.nodes)
         return record, True
 
-    def _replay(self, existing: LeaseRecord, digest: str) -> LeaseRecord:
+    def _settle(self, existing: LeaseRecord, digest: str) -> LeaseRecord | None:
+        """The earlier request with this Idempotency-Key: its lease, or None when it did not
+        and cannot reach the chain (its row is gone: the caller creates afresh). Raises the
+        chain's refusal if its extrinsic failed, 409 while it waits in the pool."""
         if existing.request_hash != digest:
             raise ApiError(409, "Idempotency key reused with a different request")
-        if existing.lease_id is None:
-            raise ApiError(409, "Lease creation in progress")
-        return existing
+        if existing.lease_id is not None:
+            return existing
+        signed = crud.submission_of(existing)
+        self._end_transaction()
+        if signed is None:
+            # A row from before requests recorded their extrinsic: the indexer has adopted it
+            # by now if it was ever going to.
+            if existing.created_at.replace(tzinfo=None) < (utcnow() - ORPHAN_AFTER).replace(
+                tzinfo=None
+            ):
+                crud.delete_submission(
+                    session=self.session, record_id=existing.id, extrinsic_hash=None
+                )
+                return None
+            raise in_progress()
+        try:
+            status = self._status(signed)
+        except ChainError as exc:
+            raise from_chain_error(exc) from exc
+        if status.receipt is not None:
+            return record_receipt(self.session, existing, status.receipt)
+        if status.failure is not None or status.dead:
+            crud.delete_submission(
+                session=self.session, record_id=existing.id, extrinsic_hash=signed.extrinsic_hash
+            )
+            if status.failure is not None:
+                raise from_extrinsic_failed(status.failure)
+            log.info("lease.submission_dead", extra={"extrinsic": signed.extrinsic_hash})
+            return None
+        raise in_progress()
+
+    def _status(self, signed: SignedExtrinsic) -> SubmissionStatus:
+        """Where signed stands; one never seen (its request died before or while sending) is
+        sent again, byte for byte."""
+        status = self.chain.reader.status(signed)
+        if status.receipt or status.failure or status.pending or status.dead:
+            return status
+        try:
+            return SubmissionStatus(receipt=self.chain.resend(signed))
+        except ExtrinsicRejected as rejection:
+            if rejection.name in ("AlreadyImported", "Future"):
+                return SubmissionStatus(pending=True)
+            if rejection.name == "Stale":  # its nonce went meanwhile: to it, or to another
+                return self.chain.reader.status(signed)
+            if rejection.name == "AncientBirthBlock":
+                return SubmissionStatus(dead=True)
+            return SubmissionStatus(failure=rejection)
+        except ExtrinsicFailed as failure:
+            return SubmissionStatus(failure=failure)
 
     # -- changes ----------------------------------------------------------------------------------
+    def _call(self, function: str, **params: object) -> Receipt:
+        keypair = self._keypair()
+        try:
+            return self.chain.submit(keypair, PALLET, function, dict(params))
+        except ChainError as exc:
+            raise from_chain_error(exc) from exc
+
     def _change(self, record: LeaseRecord, function: str, **params: object) -> LeaseRecord:
         if record.chain_state == LeaseState.ENDED:
             raise ApiError(409, "Lease already ended")
         receipt = self._call(function, lease_id=record.lease_id, **params)
-        self.indexer.sync(receipt.block_number)
+        self._sync(receipt.block_number)
         self.session.refresh(record)
         return record
+
+    def _sync(self, target: int | None = None) -> None:
+        """Catch the index up (best effort: the record is served as it is if it cannot)."""
+        try:
+            self.indexer.sync(target, wait_s=self.chain.timeout_s)
+        except (ChainError, IndexerError) as exc:
+            log.info("lease.index_behind", extra={"error": repr(exc)[:300]})
 
     def extend(self, record: LeaseRecord, extra_blocks: int) -> LeaseRecord:
         return self._change(record, "extend_lease", extra_blocks=extra_blocks)
@@ -211,14 +333,13 @@ class Leasing:
     def refresh(self, record: LeaseRecord) -> LeaseRecord:
         """Catch the index up with the chain (best effort: the index is served if it cannot)."""
         if record.chain_state != LeaseState.ENDED:
-            try:
-                self.indexer.sync()
-            except ChainUnavailable:
-                return record
+            self._end_transaction()
+            self._sync()
             self.session.refresh(record)
         return record
 
     def public(self, record: LeaseRecord, *, with_connection: bool = False) -> LeasePublic:
+        self._end_transaction()
         return to_public(record, self.nodes if with_connection else None)
 
 

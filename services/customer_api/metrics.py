@@ -19,6 +19,7 @@ class ApiMetrics:
     deliveries: Counter
     offers: Gauge
     indexed_block: Gauge
+    rate_limited: Counter
 
     @classmethod
     def create(cls) -> ApiMetrics:
@@ -33,7 +34,9 @@ class ApiMetrics:
                 buckets=LATENCY_BUCKETS,
             ),
             leases_created=Counter(
-                "gridlease_api_leases_created", "Leases the chain accepted.", registry=registry
+                "gridlease_api_leases_created",
+                "Leases the chain accepted for requests to this process (replays not counted).",
+                registry=registry,
             ),
             deliveries=Counter(
                 "gridlease_api_spec_deliveries",
@@ -44,5 +47,11 @@ class ApiMetrics:
             offers=Gauge("gridlease_api_offers", "Offers in the search index.", registry=registry),
             indexed_block=Gauge(
                 "gridlease_api_indexed_block", "Last chain block indexed.", registry=registry
+            ),
+            rate_limited=Counter(
+                "gridlease_api_rate_limited",
+                "Requests refused (429) by a rate limit, by limit (a Settings field name).",
+                ["limit"],
+                registry=registry,
             ),
         )

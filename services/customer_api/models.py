@@ -7,14 +7,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from pydantic import StringConstraints, field_validator
-from sqlalchemy import BigInteger, Column, MetaData, Text, UniqueConstraint
+from pydantic import ConfigDict, StrictInt
+from pydantic import Field as PydanticField
+from sqlalchemy import BigInteger, Column, Dialect, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from services.common import JSON_INTEGER, FullMatch, WorkloadFields, decimal_range_pattern
 
 __all__ = [
     "ErrorPublic",
+    "FieldError",
+    "ValidationErrorsPublic",
     "FilterExclusion",
     "NearestOffer",
     "NoMatch",
@@ -43,13 +49,30 @@ __all__ = [
     "LeaseState",
     "LeasesPublic",
     "PortMapping",
+    "SignerLock",
     "Signup",
     "SignupCreate",
 ]
 
-HexId = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
-Amount = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,39}$")]
-EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+U128_MAX = 2**128 - 1
+# The runtime's MaxLeaseDuration (chain/runtime/src/configs.rs: 30 days of 1 s blocks), so a
+# request the chain would fail (and charge a fee for) is refused here; a chain-backed test pins
+# the two together.
+MAX_LEASE_BLOCKS = 30 * 24 * 60 * 60
+HexId = Annotated[str, FullMatch(r"0x[0-9a-f]{64}", "32 bytes as 0x-prefixed lowercase hex.")]
+
+
+# A u128 in the chain's smallest unit, as a decimal string (JSON numbers lose precision above
+# 2**53). The pattern states the range exactly; no leading zeros, so each amount has one spelling.
+Amount = Annotated[
+    str,
+    FullMatch(
+        decimal_range_pattern(0, U128_MAX),
+        f"Decimal string in the chain's smallest unit, 0 to {U128_MAX}.",
+        message=f"must be a whole number from 0 to {U128_MAX}, without leading zeros",
+    ),
+]
+DisplayName = Annotated[str, FullMatch(r"[^\x00-\x1f\x7f]{1,100}", "No control characters.")]
 
 
 def utcnow() -> datetime:
@@ -58,9 +81,7 @@ def utcnow() -> datetime:
 
 # -- customers and keys ---------------------------------------------------------------------------
 class CustomerBase(SQLModel):
-    name: Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$")] = Field(
-        min_length=1, max_length=100
-    )
+    name: DisplayName = Field(min_length=1, max_length=100)
 
 
 class SignupCreate(CustomerBase):
@@ -132,6 +153,28 @@ class LeaseState(StrEnum):
     ENDED = "ended"
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A StrEnum stored as its value in a VARCHAR(16) (the columns' type since the first
+    migration), read back as the enum member, so code compares members, never loose strings.
+    An unknown stored value raises ValueError rather than passing through."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"  # not delivered yet; retried in the background
     DELIVERED = "delivered"
@@ -139,57 +182,33 @@ class DeliveryState(StrEnum):
     ABANDONED = "abandoned"  # the lease ended before delivery
 
 
-class LeaseCreate(SQLModel):
-    """A lease request: which machine (the offer's machine_id), how much, and the workload."""
+class LeaseCreate(WorkloadFields):
+    """A lease request: which machine (the offer's machine_id), how much, and the workload.
+
+    The workload fields are services.common's WorkloadFields, the very rules the GPU node
+    applies to the spec it is handed, so a spec the node would refuse is refused here (422)
+    before anything is paid. Unknown fields are refused rather than silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
 
     machine_id: HexId
-    gpus: int = Field(ge=1, le=64)
-    duration_blocks: int = Field(ge=1, le=10_000_000)
-    max_price_per_gpu_block: Amount | None = Field(
+    gpus: Annotated[StrictInt, PydanticField(ge=1, le=64), JSON_INTEGER]
+    duration_blocks: Annotated[
+        StrictInt, PydanticField(ge=1, le=MAX_LEASE_BLOCKS), JSON_INTEGER
+    ] = PydanticField(description="Blocks to pay for; a lease lasts at most 30 days.")
+    max_price_per_gpu_block: Amount | None = PydanticField(
         default=None, description="Ceiling; defaults to the machine's current chain price."
     )
-    image: Annotated[str, StringConstraints(pattern=r"^\S+$")] = Field(min_length=1, max_length=512)
-    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=list, max_length=64
-    )
-    ports: list[int] = Field(default_factory=list, max_length=32)
-    ssh_public_key: str = Field(
-        min_length=1, max_length=16 * 1024, description="OpenSSH public key line for root."
-    )
-    cpu_millicores: int | None = Field(default=None, ge=100, le=1_024_000)
-    memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
-    env: dict[EnvName, Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=dict, max_length=64
-    )
-
-    @field_validator("ports")
-    @classmethod
-    def _ports_valid(cls, ports: list[int]) -> list[int]:
-        if any(p < 1 or p > 65535 for p in ports):
-            raise ValueError("ports must be between 1 and 65535")
-        if len(set(ports)) != len(ports):
-            raise ValueError("ports must not repeat")
-        return ports
 
     def spec(self) -> dict[str, object]:
         """The workload spec whose canonical hash goes on chain."""
-        spec: dict[str, object] = {
-            "version": 1,
-            "image": self.image,
-            "command": list(self.command),
-            "ports": sorted(self.ports),
-            "env": dict(self.env),
-            "ssh_public_key": self.ssh_public_key,
-        }
-        if self.cpu_millicores is not None:
-            spec["cpu_millicores"] = self.cpu_millicores
-        if self.memory_mib is not None:
-            spec["memory_mib"] = self.memory_mib
-        return spec
+        return self.workload_document()
 
 
 class LeaseExtend(SQLModel):
-    extra_blocks: int = Field(ge=1, le=10_000_000)
+    extra_blocks: Annotated[StrictInt, PydanticField(ge=1, le=MAX_LEASE_BLOCKS), JSON_INTEGER] = (
+        PydanticField(description="Blocks to add; the lease's total stays within 30 days.")
+    )
 
 
 class LeaseRecord(SQLModel, table=True):
@@ -214,7 +233,10 @@ class LeaseRecord(SQLModel, table=True):
     escrow: str = Field(default="0", max_length=40)
     spec_json: str = Field(sa_column=Column(Text, nullable=False))
     spec_hash: str = Field(max_length=66)
-    chain_state: str = Field(default=LeaseState.SUBMITTING, max_length=16, index=True)
+    chain_state: LeaseState = Field(
+        default=LeaseState.SUBMITTING,
+        sa_column=Column(EnumText(LeaseState), nullable=False, index=True),
+    )
     end_reason: str | None = Field(default=None, max_length=32)
     created_block: int | None = None
     started_block: int | None = None
@@ -223,11 +245,38 @@ class LeaseRecord(SQLModel, table=True):
     spent: str = Field(default="0", max_length=40)
     refunded: str = Field(default="0", max_length=40)
     compensation: str = Field(default="0", max_length=40)
-    delivery_state: str = Field(default=DeliveryState.PENDING, max_length=16, index=True)
+    delivery_state: DeliveryState = Field(
+        default=DeliveryState.PENDING,
+        sa_column=Column(EnumText(DeliveryState), nullable=False, index=True),
+    )
     delivery_attempts: int = 0
     delivery_error: str | None = Field(default=None, max_length=500)
+    # The create_lease extrinsic this request signed, recorded before it is sent, so that the
+    # request is tied to what reached the chain (by hash), never to a guess: its hash, the
+    # custodial account's nonce it used, its encoding (resending the same bytes is safe) and
+    # the blocks it can be included in (valid_from <= n < valid_until).
+    extrinsic_hash: str | None = Field(default=None, max_length=66, index=True)
+    extrinsic_nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    extrinsic_data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    valid_from_block: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    valid_until_block: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SignerLock(SQLModel, table=True):
+    """Who may sign for a chain account now (see customer_api.chain.DbSignerLocks): API
+    replicas sharing this database take the lock from fetching a nonce until the transaction
+    pool took the extrinsic, so no two of them sign with one nonce. `expires_at` (unix
+    seconds) frees the lock of a holder that died."""
+
+    address: str = Field(primary_key=True, max_length=64)
+    holder: str | None = Field(default=None, max_length=64)
+    expires_at: float = 0.0
+    # One past the nonce of the last extrinsic a holder handed to the pool, trusted until
+    # nonce_until (unix seconds): the pool's count misses extrinsics being built into a block.
+    next_nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    nonce_until: float = 0.0
 
 
 class Delivery(SQLModel):
@@ -364,10 +413,28 @@ class OffersPublic(SQLModel):
 
 
 class ErrorPublic(SQLModel):
-    """Every refusal: one fixed detail per condition; code names the chain's error if any."""
+    """Every refusal but 422: one fixed detail per condition; code names the condition (the
+    chain's error name when the chain refused)."""
 
     detail: str
     code: str | None = None
+
+
+class FieldError(SQLModel):
+    """One reason a request was unprocessable: where (`["body", "amount"]`), why, and its kind
+    (pydantic's error type, or the condition's code such as the chain's error name)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorsPublic(SQLModel):
+    """Every 422 body: the request is well-formed but some value is refused."""
+
+    detail: list[FieldError]
 
 
 def _api_metadata() -> MetaData:
@@ -375,8 +442,8 @@ def _api_metadata() -> MetaData:
     seed's offers) whenever they are imported in the same process, so migrations and their
     check compare against this instead."""
     metadata = MetaData()
-    for model in (Customer, ApiKey, CustodialKey, LeaseRecord, IndexerCursor):
-        model.__table__.to_metadata(metadata)  # type: ignore[attr-defined]
+    for model in (Customer, ApiKey, CustodialKey, LeaseRecord, IndexerCursor, SignerLock):
+        model.__table__.to_metadata(metadata)  # type: ignore[union-attr]
     return metadata
 
 

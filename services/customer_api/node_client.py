@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import grpc
 from substrateinterface import Keypair
 
-from services.common import canonical_json, spec_hash, workload_submission_payload
+from services.common import (
+    canonical_json,
+    channel_options,
+    spec_hash,
+    workload_submission_payload,
+)
 from services.common.grpc_gen.gridlease.v1 import node_pb2, node_pb2_grpc
 
 __all__ = ["NodeClient", "NodeRejected", "NodeStatus", "NodeUnreachable", "signed_submission"]
@@ -59,7 +64,8 @@ class NodeClient:
         with self._lock:
             channel = self._channels.get(endpoint)
             if channel is None:
-                channel = grpc.insecure_channel(endpoint)
+                # Keepalive and a short reconnect backoff, as on every channel (issue 14, 12).
+                channel = grpc.insecure_channel(endpoint, options=channel_options())
                 self._channels[endpoint] = channel
         return node_pb2_grpc.NodeServiceStub(channel)
 
@@ -68,10 +74,10 @@ class NodeClient:
         try:
             reply = self._stub(endpoint).SubmitWorkload(request, timeout=self.timeout_s)
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
+            code = exc.code()
             if code in _UNREACHABLE:
                 raise NodeUnreachable(f"{endpoint}: {code.name}") from exc
-            raise NodeRejected(f"{code.name}: {exc.details()}") from exc  # type: ignore[attr-defined]
+            raise NodeRejected(f"{code.name}: {exc.details()}") from exc
         if not reply.accepted:
             raise NodeRejected(reply.message or "refused")
         return node_pb2.WorkloadStatus.Name(reply.status)
@@ -82,7 +88,7 @@ class NodeClient:
         try:
             reply = self._stub(endpoint).GetLeaseStatus(request, timeout=self.timeout_s)
         except grpc.RpcError as exc:
-            raise NodeUnreachable(f"{endpoint}: {exc.code().name}") from exc  # type: ignore[attr-defined]
+            raise NodeUnreachable(f"{endpoint}: {exc.code().name}") from exc
         name = node_pb2.WorkloadStatus.Name(reply.status).removeprefix("WORKLOAD_STATUS_")
         return NodeStatus(
             status=name.lower(),

@@ -47,19 +47,36 @@ class Runtime:
     ) -> Runtime:
         """Must run inside the event loop that serves requests (the seed client binds to it)."""
         engine = engine or make_engine(settings.database_url)
-        chain = ChainGateway(settings.chain_url, writers=settings.chain_writers)
+        timeout_s, submit_timeout_s = settings.chain_timeout_s, settings.chain_submit_timeout_s
+        # Signer locks in the database: replicas on it never sign with one nonce.
+        chain = ChainGateway(
+            settings.chain_url,
+            writers=settings.chain_writers,
+            readers=settings.chain_writers,
+            engine=engine,
+            timeout_s=timeout_s,
+            submit_timeout_s=submit_timeout_s,
+        )
         # The indexer has its own connection so it never waits behind calls or searches.
-        indexer_chain = ChainGateway(settings.chain_url, writers=1)
+        indexer_chain = ChainGateway(
+            settings.chain_url,
+            writers=1,
+            readers=1,
+            engine=engine,
+            timeout_s=timeout_s,
+            submit_timeout_s=submit_timeout_s,
+        )
         index = OfferIndex()
         seeds = SeedClient(settings.seed_endpoints, timeout_s=settings.seed_timeout_s)
         metrics = ApiMetrics.create()
+        search = OfferSearch(index, chain.machines, ttl_s=settings.chain_state_ttl_s)
         return cls(
             settings=settings,
             engine=engine,
             chain=chain,
             custody=Custody(settings.server_secret.get_secret_value()),
             index=index,
-            search=OfferSearch(index, chain.machines, ttl_s=settings.chain_state_ttl_s),
+            search=search,
             nodes=nodes or NodeClient(timeout_s=settings.node_timeout_s),
             indexer=Indexer(
                 engine,
@@ -69,7 +86,14 @@ class Runtime:
             ),
             metrics=metrics,
             seeds=seeds,
-            watcher=OfferWatcher(seeds, index, retry_s=settings.offers_retry_s),
+            # The watcher also runs the search's background chain checks of new offers.
+            watcher=OfferWatcher(
+                seeds,
+                index,
+                retry_s=settings.offers_retry_s,
+                verify=search.verify_loop,
+                registry=metrics.registry,
+            ),
             indexer_chain=indexer_chain,
         )
 

@@ -15,7 +15,7 @@ from services.customer_api import crud
 from services.customer_api.leasing import deliver
 from services.customer_api.runtime import Runtime
 
-__all__ = ["Workers", "redeliver_once", "start_workers"]
+__all__ = ["MAX_BACKOFF_S", "Workers", "backoff_s", "redeliver_once", "start_workers"]
 
 log = get_logger(__name__)
 
@@ -35,18 +35,42 @@ def redeliver_once(runtime: Runtime) -> int:
     return delivered
 
 
+# A failing loop waits longer after each failure in a row (interval doubled, up to this), so
+# a dependency that is down is not hammered and the log is not flooded.
+MAX_BACKOFF_S = 30.0
+
+
+def backoff_s(interval_s: float, failures: int) -> float:
+    """The pause after `failures` failed passes in a row (0: the plain interval)."""
+    if failures <= 0:
+        return interval_s
+    return min(interval_s * 2.0**failures, max(MAX_BACKOFF_S, interval_s))
+
+
 async def _every(
     name: str, interval_s: float, step: Callable[[], object], stop: asyncio.Event
 ) -> None:
     """step() in a worker thread every interval_s until stop is set. Stopping waits for the pass
-    in flight: a thread cannot be cancelled, and it must not outlive the engine it uses."""
+    in flight: a thread cannot be cancelled, and it must not outlive the engine it uses. A failed
+    pass is logged with its traceback (the first of a run of failures in full, then one line
+    each), and the loop backs off until a pass succeeds."""
+    failures = 0
     while not stop.is_set():
         try:
             await asyncio.to_thread(step)
         except Exception as exc:  # noqa: BLE001 - a loop must outlive one bad pass
-            log.warning(f"{name}.failed", extra={"error": repr(exc)})
+            failures += 1
+            log.warning(
+                f"{name}.failed",
+                extra={"error": repr(exc)[:500], "failures": failures},
+                exc_info=failures == 1,
+            )
+        else:
+            if failures:
+                log.info(f"{name}.recovered", extra={"after_failures": failures})
+            failures = 0
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await asyncio.wait_for(stop.wait(), timeout=backoff_s(interval_s, failures))
 
 
 @dataclass
@@ -67,7 +91,7 @@ def start_workers(runtime: Runtime) -> Workers:
     if settings.indexer_enabled:
         tasks.append(
             asyncio.create_task(
-                _every("indexer", settings.indexer_interval_s, runtime.indexer.sync, stop),
+                _every("indexer", settings.indexer_interval_s, runtime.indexer.run_once, stop),
                 name="indexer",
             )
         )

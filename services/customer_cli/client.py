@@ -71,8 +71,9 @@ class ApiClient:
     def __init__(self, config: ClientConfig, timeout: float = 60.0) -> None:
         self.config = config
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._http = httpx.Client(base_url=config.url.rstrip("/") + "/v1", headers=headers,
-                                  timeout=timeout)
+        self._http = httpx.Client(
+            base_url=config.url.rstrip("/") + "/v1", headers=headers, timeout=timeout
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -89,7 +90,11 @@ class ApiClient:
         except httpx.HTTPError as e:
             raise ApiError(0, f"cannot reach the API at {self.config.url}: {e}") from e
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _detail(response))
+            detail = _detail(response)
+            retry_after = response.headers.get("Retry-After")
+            if retry_after:  # 429 (rate limited) and 503 say when trying again makes sense
+                detail += f" (retry after {retry_after} s)"
+            raise ApiError(response.status_code, detail)
         return response.json() if response.content else None
 
     def get(self, path: str, **kwargs: Any) -> Any:

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.common import TOKEN_UNIT
 from services.common._chain import ChainClient
 from services.customer_cli.cli import wait_until_running
 from services.customer_cli.client import ApiClient, ClientConfig
 
 __all__ = ["DemoResult", "demo_customer", "demo_ssh_key", "lease_settlement", "run_demo"]
-
-UNIT = 10**12
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def demo_customer(api_url: str, root: Path) -> ClientConfig:
         body = api.post("/auth/signup", json={"name": "demo"})
     config = ClientConfig(url=api_url, api_key=body["api_key"])
     with ApiClient(config) as api:
-        api.post("/account/faucet", json={"amount": str(1_000 * UNIT)})
+        api.post("/account/faucet", json={"amount": str(1_000 * TOKEN_UNIT)})
     address = body["customer"]["address"]
     saved.write_text(json.dumps({"api_key": body["api_key"], "address": address}))
     saved.chmod(0o600)
@@ -66,8 +65,9 @@ def _wait_for_offer(api: ApiClient, gpus: int, timeout: float = 120.0) -> dict[s
         time.sleep(1)
 
 
-def lease_settlement(chain: ChainClient, lease_id: int, first_block: int, last_block: int
-                     ) -> dict[str, int]:
+def lease_settlement(
+    chain: ChainClient, lease_id: int, first_block: int, last_block: int
+) -> dict[str, int]:
     """Sums the chain's own record of a lease's money, from its events in a block range."""
     totals = {"escrow": 0, "paid": 0, "fee": 0, "refunded": 0, "compensation": 0}
     for number in range(first_block, last_block + 1):
@@ -92,21 +92,34 @@ def lease_settlement(chain: ChainClient, lease_id: int, first_block: int, last_b
     return totals
 
 
-def run_demo(api_url: str, chain_url: str, root: Path, say: Callable[[str], None] = print,
-             gpus: int = 2, blocks: int = 600) -> DemoResult:
+def run_demo(
+    api_url: str,
+    chain_url: str,
+    root: Path,
+    say: Callable[[str], None] = print,
+    gpus: int = 2,
+    blocks: int = 600,
+) -> DemoResult:
     key, public_key = demo_ssh_key(root)
     config = demo_customer(api_url, root)
     with ApiClient(config) as api, ChainClient(chain_url) as chain:
         say("==> finding an offer with 2 free GPUs")
         offer = _wait_for_offer(api, gpus)
-        say(f"    {offer['gpu_model']} on {offer['machine_id'][:18]}…, "
-            f"{offer['price_per_gpu_block']} per GPU per block")
+        say(
+            f"    {offer['gpu_model']} on {offer['machine_id'][:18]}…, "
+            f"{offer['price_per_gpu_block']} per GPU per block"
+        )
         say(f"==> leasing {gpus} GPUs for {blocks} blocks")
         lease = api.post(
             "/leases",
             headers={"Idempotency-Key": str(uuid.uuid4())},
-            json={"machine_id": offer["machine_id"], "gpus": gpus, "duration_blocks": blocks,
-                  "image": "localhost/gridlease-sshd:1", "ssh_public_key": public_key},
+            json={
+                "machine_id": offer["machine_id"],
+                "gpus": gpus,
+                "duration_blocks": blocks,
+                "image": "localhost/gridlease-sshd:1",
+                "ssh_public_key": public_key,
+            },
         )
         lease_id = int(lease["lease_id"])
         say(f"    lease {lease_id} on chain (block {lease['created_block']}); waiting for the node")
@@ -114,13 +127,35 @@ def run_demo(api_url: str, chain_url: str, root: Path, say: Callable[[str], None
         conn = lease["connection"]
         say(f"    running: ssh -i {key} -p {conn['ssh_port']} root@{conn['host']}")
         say("==> logging in over SSH")
-        out = subprocess.run(
-            ["ssh", "-i", str(key), "-p", str(conn["ssh_port"]), "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-             "-o", "ConnectTimeout=10", f"root@{conn['host']}",
-             "echo hello from $(hostname); echo GPUs: $NVIDIA_VISIBLE_DEVICES"],
-            capture_output=True, text=True, timeout=60, check=True,
-        ).stdout.strip()
+        login = subprocess.run(
+            [
+                "ssh",
+                "-i",
+                str(key),
+                "-p",
+                str(conn["ssh_port"]),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=10",
+                f"root@{conn['host']}",
+                "echo hello from $(hostname); echo GPUs: $NVIDIA_VISIBLE_DEVICES",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if login.returncode != 0:
+            # ssh's own words (refused, reset, permission denied) say what went wrong.
+            raise RuntimeError(
+                f"SSH login to lease {lease_id} at {conn['host']}:{conn['ssh_port']} failed "
+                f"(exit {login.returncode}): {login.stderr.strip()[-500:]}"
+            )
+        out = login.stdout.strip()
         for line in out.splitlines():
             say(f"    | {line}")
         say("==> terminating")
@@ -131,8 +166,9 @@ def run_demo(api_url: str, chain_url: str, root: Path, say: Callable[[str], None
                 raise TimeoutError("the API did not record the lease's end within 60 s")
             time.sleep(0.5)
         ended = api.get(f"/leases/{lease_id}")
-        money = lease_settlement(chain, lease_id, int(ended["created_block"]),
-                                 int(ended["ended_block"]))
+        money = lease_settlement(
+            chain, lease_id, int(ended["created_block"]), int(ended["ended_block"])
+        )
     paid = money["escrow"] - money["refunded"]
     say("==> settled on chain (smallest units; 1 token = 10^12)")
     say(f"    escrow held        {money['escrow']:>16,}")

@@ -3,6 +3,7 @@ the Podman backend, and the customer API, on loopback, with logs in one folder."
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -16,9 +17,12 @@ import httpx
 from services.common._chain import ChainClient, ChainUnavailable
 from services.devstack.processes import Process, StackState, port_open, wait_until
 
-__all__ = ["REPO", "Ports", "Stack", "chain_answers"]
+__all__ = ["REPO", "SIGNERS", "Ports", "Stack", "chain_answers"]
 
 REPO = Path(__file__).resolve().parents[2]
+# Dev accounts that sign for the stack's services, one per service: two processes signing for
+# one account race for its nonce (one extrinsic is refused), so no account is shared.
+SIGNERS = {"api faucet": "//Alice", "node provider": "//Bob"}
 # Built once per machine and cached: the first `up` builds the chain (tens of minutes on a cold
 # machine, with progress in logs/chain.log) and the SSH image (about a minute and a half).
 CHAIN_READY_TIMEOUT_S = 3600.0
@@ -131,32 +135,48 @@ class Stack:
         self.say(f"    {what}: {time.monotonic() - t0:.0f} s")
 
     def _system_packages(self) -> None:
-        subprocess.run(["bash", str(REPO / "scripts" / "system-deps.sh"), *SYSTEM_PACKAGES],
-                       check=True)
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "system-deps.sh"), *SYSTEM_PACKAGES], check=True
+        )
 
     def _start_chain(self, processes: dict[str, Process]) -> None:
         proc = self.state.start(
             "chain",
-            [str(REPO / "chain" / "dev-chain"), "--port", str(self.ports.chain),
-             "--block-time", "1"],
+            [
+                str(REPO / "chain" / "dev-chain"),
+                "--port",
+                str(self.ports.chain),
+                "--block-time",
+                "1",
+            ],
         )
         processes["chain"] = proc
         self.say(f"    building/starting; progress in {proc.log}")
-        wait_until("dev chain", lambda: chain_answers(self.chain_url), CHAIN_READY_TIMEOUT_S,
-                   proc.alive)
+        wait_until(
+            "dev chain", lambda: chain_answers(self.chain_url), CHAIN_READY_TIMEOUT_S, proc.alive
+        )
 
     def _start_seeds(self, processes: dict[str, Process]) -> None:
-        for i, (port, metrics) in enumerate(zip(self.ports.seeds, self.ports.seed_metrics,
-                                                strict=True)):
+        for i, (port, metrics) in enumerate(
+            zip(self.ports.seeds, self.ports.seed_metrics, strict=True)
+        ):
             peers = [e for e in self.seed_endpoints if not e.endswith(f":{port}")]
-            argv = [sys.executable, "-m", "services.seed", "--listen", f"127.0.0.1:{port}",
-                    "--data-dir", str(self.root / f"seed-{i + 1}"),
-                    "--metrics-port", str(metrics)]
+            argv = [
+                sys.executable,
+                "-m",
+                "services.seed",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                str(self.root / f"seed-{i + 1}"),
+                "--metrics-port",
+                str(metrics),
+            ]
             for peer in peers:
                 argv += ["--peer", peer]
             proc = self.state.start(f"seed-{i + 1}", argv)
             processes[proc.name] = proc
-            wait_until(proc.name, lambda p=port: port_open(p), 60, proc.alive)
+            wait_until(proc.name, functools.partial(port_open, port), 60, proc.alive)
 
     def _ensure_image(self) -> None:
         from services.gpu_node.runtime.images import ensure_sshd_image
@@ -164,12 +184,13 @@ class Stack:
 
         ensure_sshd_image(PodmanCli())
 
-    def _start_node(self, processes: dict[str, Process]) -> None:
-        env = {
+    def node_env(self) -> dict[str, str]:
+        return {
             "GRIDLEASE_NODE_CHAIN_URL": self.chain_url,
             "GRIDLEASE_NODE_SEEDS": ",".join(self.seed_endpoints),
-            # The dev provider is //Alice; a real provider keeps its key in a file.
-            "GRIDLEASE_NODE_PROVIDER_SECRET": "//Alice",
+            # A dev account of its own (not the faucet's); a real provider keeps its key in a
+            # file.
+            "GRIDLEASE_NODE_PROVIDER_SECRET": SIGNERS["node provider"],
             "GRIDLEASE_NODE_DATA_DIR": str(self.root / "node"),
             "GRIDLEASE_NODE_LISTEN": f"127.0.0.1:{self.ports.node}",
             "GRIDLEASE_NODE_PUBLIC_HOST": "127.0.0.1",
@@ -180,20 +201,28 @@ class Stack:
             "GRIDLEASE_NODE_REGION": "local",
             "GRIDLEASE_NODE_RECONCILE_INTERVAL_S": "2",
         }
-        proc = self.state.start("node", [sys.executable, "-m", "services.gpu_node", "run"], env)
+
+    def _start_node(self, processes: dict[str, Process]) -> None:
+        proc = self.state.start(
+            "node", [sys.executable, "-m", "services.gpu_node", "run"], self.node_env()
+        )
         processes["node"] = proc
         wait_until("GPU node", lambda: port_open(self.ports.node), 300, proc.alive)
 
-    def _start_api(self, processes: dict[str, Process]) -> None:
-        env = {
+    def api_env(self) -> dict[str, str]:
+        return {
             "GRIDLEASE_API_DEV_MODE": "true",
             "GRIDLEASE_API_PORT": str(self.ports.api),
             "GRIDLEASE_API_DATABASE_URL": f"sqlite:///{self.root / 'api.db'}",
             "GRIDLEASE_API_CHAIN_URL": self.chain_url,
             "GRIDLEASE_API_SEED_ENDPOINTS": ",".join(self.seed_endpoints),
+            "GRIDLEASE_API_FAUCET_SECRET": SIGNERS["api faucet"],
         }
-        proc = self.state.start("api", [sys.executable, "-m", "services.customer_api", "serve"],
-                                env)
+
+    def _start_api(self, processes: dict[str, Process]) -> None:
+        proc = self.state.start(
+            "api", [sys.executable, "-m", "services.customer_api", "serve"], self.api_env()
+        )
         processes["api"] = proc
 
         def ready() -> bool:

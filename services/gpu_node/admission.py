@@ -9,6 +9,8 @@ as the chain shows it. Each refusal is a GridleaseError with its own gRPC code a
     spec hash differs from the chain's   INVALID_ARGUMENT   spec_hash_mismatch
     signature does not verify            PERMISSION_DENIED  bad_signature
     lease past its start window or end   FAILED_PRECONDITION lease_not_accepting
+    lease holds a GPU slot not usable    FAILED_PRECONDITION gpus_missing
+      here (lost, absent, MIG mode)
 """
 
 from __future__ import annotations
@@ -30,9 +32,17 @@ from services.common import (
     workload_submission_payload,
 )
 from services.common._chain import ChainLease
+from services.gpu_node.gpus import slots_of
 from services.gpu_node.spec import ParsedSpec, parse_spec
 
-__all__ = ["PermissionDenied", "SubmissionRequest", "admit", "check_request", "lease_accepting"]
+__all__ = [
+    "PermissionDenied",
+    "SubmissionRequest",
+    "admit",
+    "check_request",
+    "lease_accepting",
+    "missing_slots",
+]
 
 _PAYLOAD_PREFIX = signing_payload(DOMAIN_SUBMIT_WORKLOAD, b"")
 
@@ -73,14 +83,21 @@ def lease_accepting(lease: ChainLease, block: int, start_window: int) -> str | N
     return None
 
 
+def missing_slots(lease: ChainLease, gpus_usable: int) -> list[int]:
+    """The GPU slots of `lease` that are not in the `gpus_usable` bit mask."""
+    return [slot for slot in lease.gpu_indexes if not gpus_usable >> slot & 1]
+
+
 def admit(
     request: SubmissionRequest,
     lookup: Callable[[int], tuple[ChainLease | None, int]],
     machine_id: bytes,
     start_window: int,
+    gpus_usable: int | None = None,
 ) -> tuple[ParsedSpec, ChainLease, int]:
     """Raises the refusal, or returns the spec that may run, its lease and the block at which
-    the lease was read. `lookup(lease_id)` reads the lease and says at which block."""
+    the lease was read. `lookup(lease_id)` reads the lease and says at which block;
+    `gpus_usable` is the bit mask of GPU slots this node can run now (None: not checked)."""
     parsed, customer_key = check_request(request)
     lease, block = lookup(request.lease_id)
     if lease is None or lease.machine_id != machine_id:
@@ -100,6 +117,17 @@ def admit(
     why = lease_accepting(lease, block, start_window)
     if why is not None:
         error = RejectedError(why, reason="lease_not_accepting")
+        error.code = grpc.StatusCode.FAILED_PRECONDITION
+        raise error
+    missing = [] if gpus_usable is None else missing_slots(lease, gpus_usable)
+    if gpus_usable is not None and missing:
+        # The chain still books a GPU this machine cannot run (lost, gone, MIG mode); the
+        # node's GPU reconcile takes it off the chain, which ends this lease with a refund.
+        error = RejectedError(
+            f"lease {lease.lease_id} holds GPU slots {missing} that this machine cannot run "
+            f"now (usable slots: {slots_of(gpus_usable)}); the chain will end the lease",
+            reason="gpus_missing",
+        )
         error.code = grpc.StatusCode.FAILED_PRECONDITION
         raise error
     return parsed, lease, block

@@ -1,6 +1,11 @@
 """The node agent: assembles startup (key, inventory, registration, funding), the NodeService
 gRPC server, and the three loops (reconcile, heartbeat, announce), and stops them gracefully.
 
+GPUs: each reconcile run reads NVML again into a GpuSet (gpus.py): which chain slot is which
+board, and which boards are not offered and why. The plan moves the machine's GPU set on chain
+to the usable slots (update_gpus); admission, the desired workloads, the offer and the metrics
+all read the same GpuSet.
+
 Every loop is level-triggered and reads its state again each round, so a node killed at any point
 and started again converges: the store keeps accepted specs, the runtime keeps workloads (found by
 label), and the chain keeps everything else.
@@ -18,6 +23,7 @@ import grpc
 from substrateinterface import Keypair
 
 from services.common import (
+    ConfigError,
     MetricsServer,
     add_health,
     configure_logging,
@@ -25,7 +31,7 @@ from services.common import (
     keypair_from_secret,
     load_or_create_keypair,
     new_registry,
-    server_options,
+    new_server,
     set_serving,
     start_metrics_server,
 )
@@ -33,7 +39,20 @@ from services.common._chain import ChainClient
 from services.common.grpc_gen.gridlease.v1 import node_pb2_grpc
 from services.gpu_node.agent_metrics import AgentMetrics
 from services.gpu_node.announcer import Announcer, OfferTerms
-from services.gpu_node.chain_ops import OperatorChain, ensure_funded, ensure_registered
+from services.gpu_node.chain_ops import (
+    OperatorChain,
+    ensure_funded,
+    ensure_registered,
+    gpus_present,
+)
+from services.gpu_node.desired import DesiredWorkloads, host_resources, tcp_port_free
+from services.gpu_node.gpus import (
+    GpuSet,
+    UnusableReason,
+    build_gpu_set,
+    choose_model,
+    log_changes,
+)
 from services.gpu_node.hardware.model import Inventory
 from services.gpu_node.hardware.source import open_inventory
 from services.gpu_node.heartbeat import Heartbeater
@@ -43,6 +62,7 @@ from services.gpu_node.reconcile.observe import Observation, observe
 from services.gpu_node.reconcile.plan import ApplyWorkload
 from services.gpu_node.runtime.base import WorkloadPhase, WorkloadRuntime
 from services.gpu_node.runtime.factory import make_runtime
+from services.gpu_node.runtime.podman import PodmanRuntime
 from services.gpu_node.service import SERVICE_NAME, NodeServicer
 from services.gpu_node.settings import NodeSettings
 from services.gpu_node.store import NodeStore
@@ -73,6 +93,7 @@ class NodeAgent:
         self._started: _Started | None = None
         self.registry = new_registry()
         self.metrics = AgentMetrics(self.registry)
+        self._gpu_set: GpuSet | None = None
 
     # -- startup -------------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -83,31 +104,53 @@ class NodeAgent:
         secret = s.provider_keypair_secret()
         self.provider: Keypair | None = keypair_from_secret(secret) if secret else None
         self.read_inventory: Callable[[], Inventory] = open_inventory(s.sim_spec())
-        self.inventory = self.read_inventory()
         # Reads for RPC handlers on one connection, operator transactions on another, so a
         # transaction waiting for its block never delays an admission check.
         self.reader = ChainClient(s.chain_url)
         self.ops = OperatorChain(ChainClient(s.chain_url), self.keypair)
         self.machine_id = self.ops.machine_id
-        ensure_funded(self.ops, self.provider, s.min_operator_balance, s.operator_top_up)
-        self.registration = ensure_registered(
-            self.ops, self.provider, self.inventory, s.price_per_gpu_block
+        existing = self.ops.machine()
+        self.max_slots = int(self.reader.constant("MaxGpusPerMachine"))
+        inventory = self.read_inventory()
+        self.gpu_model = choose_model(
+            inventory, s.gpu_model, existing.gpu_model if existing else None
         )
+        gpus = self.refresh_gpus(inventory)
+        if not gpus.count:
+            found = ", ".join(f"{u.reason.value} {u.uuid or u.index}" for u in gpus.unusable)
+            raise ConfigError(f"no usable {self.gpu_model} GPU on this machine ({found})")
+        ensure_funded(self.ops, self.provider, s.min_operator_balance, s.operator_top_up)
+        self.registration = ensure_registered(self.ops, self.provider, gpus, s.price_per_gpu_block)
         self.start_window = int(self.reader.constant("StartWindow"))
         if self._runtime is None:
             self._runtime = make_runtime(
                 s.runtime,
-                simulated=self.inventory.simulated,
+                simulated=gpus.simulated,
                 publish_host=s.publish_host,
                 node=self.machine_id.hex(),
                 kube_context=s.kube_context,
             )
         self.runtime: WorkloadRuntime = self._runtime
+        self.host = s.machine_resources(host_resources())
+        workloads = DesiredWorkloads(
+            store=self.store,
+            gpus=lambda: self.gpu_set,
+            machine=self.host,
+            port_range=s.port_range,
+            # Podman publishes on this host: skip ports another process holds. A cluster
+            # checks its NodePorts itself.
+            port_free=tcp_port_free(s.publish_host) if s.runtime == "podman" else lambda _: True,
+            ports_published=(
+                self._runtime.published_ports
+                if isinstance(self._runtime, PodmanRuntime)
+                else frozenset
+            ),
+        )
         self.executor = Executor(
             self.runtime,
             self.ops,
             self.store,
-            lambda: self.inventory,
+            workloads,
             self.metrics,
             current_block=self.reader.block_number,
         )
@@ -121,10 +164,37 @@ class NodeAgent:
             top_up=s.operator_top_up,
         )
         self.registry.register(
-            GpuCollector(self.read_inventory, lambda: leases_by_gpu(self.reconciler.last_workloads))
+            GpuCollector(
+                self.read_inventory,
+                lambda: leases_by_gpu(self.reconciler.last_workloads),
+                gpu_set=lambda: self._gpu_set,
+            )
         )
 
+    @property
+    def gpu_set(self) -> GpuSet:
+        """The GPU set of the last NVML read (startup's, then each reconcile run's)."""
+        assert self._gpu_set is not None, "read in _prepare"
+        return self._gpu_set
+
+    def refresh_gpus(self, inventory: Inventory | None = None) -> GpuSet:
+        """Read NVML again (or take `inventory`) into a GpuSet, log what changed and count
+        GPUs by state."""
+        gpus = build_gpu_set(
+            inventory or self.read_inventory(), self.store, self.gpu_model, self.max_slots
+        )
+        log_changes(self._gpu_set, gpus)
+        counts = {"offered": gpus.count}
+        for item in gpus.unusable:
+            counts[item.reason.value] = counts.get(item.reason.value, 0) + 1
+        known = ("offered", *(reason.value for reason in UnusableReason))
+        self.metrics.set_counts(self.metrics.gpus, counts, known)
+        self._gpu_set = gpus
+        return gpus
+
     def _observe(self) -> Observation:
+        before = self.gpu_set.mask
+        gpus = self.refresh_gpus()
         return observe(
             self.reader,
             self.machine_id,
@@ -132,24 +202,29 @@ class NodeAgent:
             self.runtime,
             start_window=self.start_window,
             claim_every=self.settings.claim_every_blocks,
+            gpus_usable=gpus.mask,
+            gpus_usable_before=before,
         )
 
     def _offer_terms(self) -> OfferTerms:
-        machine = self.registration.machine
+        # Read at every announcement: the provider changes the price with set_price while the
+        # node runs, and leases pay the chain's price, so the offer follows the chain.
+        machine = self.reader.machine(self.machine_id) or self.registration.machine
         return OfferTerms(
             provider=machine.owner,
             endpoint=self.settings.endpoint,
-            # The chain's price is what leases pay; announce that one.
             price_per_gpu_block=machine.price_per_gpu_block,
             region=self.settings.region,
             labels=dict(self.settings.labels),
+            gpus_on_chain=gpus_present(machine),
+            host=self.host,
         )
 
     async def start(self) -> int:
         """Start serving; returns the bound gRPC port."""
         await asyncio.to_thread(self._prepare)
         s = self.settings
-        server = grpc.aio.server(options=server_options(4 * 1024 * 1024))
+        server = new_server(4 * 1024 * 1024)
         servicer = NodeServicer(
             chain=self.reader,
             machine_id=self.machine_id,
@@ -159,6 +234,7 @@ class NodeAgent:
             public_host=s.public_host,
             metrics=self.metrics,
             on_accepted=lambda lease_id: self._wake.set(),
+            gpus_usable=lambda: self.gpu_set.mask,
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(servicer, server)
         health = add_health(server)
@@ -178,7 +254,11 @@ class NodeAgent:
         ]
         if seeds is not None:
             announcer = Announcer(
-                seeds, self.keypair, lambda: self.inventory, self._offer_terms, self.store,
+                seeds,
+                self.keypair,
+                lambda: self.gpu_set,
+                self._offer_terms,
+                self.store,
                 self.metrics,
             )
             tasks.append(
@@ -192,8 +272,11 @@ class NodeAgent:
         await set_serving(health, SERVICE_NAME, up=True)
         log.info(
             "node.started",
-            extra={"port": port, "machine_id": "0x" + self.machine_id.hex(),
-                   "operator": self.keypair.ss58_address},
+            extra={
+                "port": port,
+                "machine_id": "0x" + self.machine_id.hex(),
+                "operator": self.keypair.ss58_address,
+            },
         )
         return port
 

@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from services.common import rpc_latency
 
-__all__ = ["AgentMetrics"]
+__all__ = ["AgentMetrics", "IntCounter"]
 
 # Seconds; a reconcile with nothing to do is milliseconds, one that starts containers seconds.
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class IntCounter(Collector):
+    """A counter of money in the chain's smallest unit, kept as a Python int.
+
+    prometheus_client's Counter adds floats, which drop units above 2**53 (9,007 tokens of
+    10**12 units) and then every later increment rounds. Here the sum is exact; only the
+    exposition turns it into a number, as every Prometheus sample is a float64. `value` is the
+    exact figure for code and tests.
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._lock = threading.Lock()
+        self._value = 0
+        registry.register(self)
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    def inc(self, amount: int) -> None:
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise ValueError(f"a money counter adds non-negative ints, not {amount!r}")
+        with self._lock:
+            self._value += amount
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._value)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation)
 
 
 class AgentMetrics:
@@ -52,9 +88,17 @@ class AgentMetrics:
             ["outcome"],
             registry=registry,
         )
-        self.earnings = Counter(
+        self.earnings = IntCounter(
             "gridlease_node_earnings_claimed_total",
-            "Pay claimed for the provider (after the protocol fee), in the chain's smallest unit.",
+            "Pay claimed for the provider (after the protocol fee), in the chain's smallest unit "
+            "(an integer count of units).",
+            registry,
+        )
+        self.gpus = Gauge(
+            "gridlease_node_gpus",
+            "GPUs of this machine by state: offered, or why not (lost, mig, other_model, "
+            "absent, no_slot).",
+            ["state"],
             registry=registry,
         )
         self.announcements = Counter(
@@ -70,6 +114,10 @@ class AgentMetrics:
             ["outcome"],
             registry=registry,
         )
+
+    def add_earnings(self, paid: int) -> None:
+        """Count `paid` smallest units claimed for the provider."""
+        self.earnings.inc(paid)
 
     def set_counts(self, gauge: Gauge, counts: Mapping[str, int], known: tuple[str, ...]) -> None:
         # Every known label is written, zeros included, so a state that emptied reads 0.

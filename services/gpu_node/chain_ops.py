@@ -12,12 +12,24 @@ from substrateinterface import Keypair
 
 from services.common import ConfigError, get_logger, hex0x, machine_id_for
 from services.common._chain import ChainClient, ChainLease, ChainMachine
-from services.gpu_node.hardware.model import Inventory
+from services.gpu_node.gpus import GpuSet
 
-__all__ = ["OperatorChain", "Registration", "ensure_funded", "ensure_registered"]
+__all__ = [
+    "OperatorChain",
+    "Registration",
+    "ensure_funded",
+    "ensure_registered",
+    "gpus_present",
+]
 
 log = get_logger(__name__)
 PALLET = "GpuRental"
+
+
+def gpus_present(machine: ChainMachine) -> int:
+    """The machine's GPU slots on chain as a bit mask (a runtime from before the field had the
+    first gpu_count slots)."""
+    return machine.gpus_present or (1 << machine.gpu_count) - 1
 
 
 class OperatorChain:
@@ -52,6 +64,25 @@ class OperatorChain:
     def machine(self) -> ChainMachine | None:
         return self.chain.machine(self.machine_id)
 
+    def update_gpus(self, gpus_present: int) -> int:
+        """Sets the machine's GPU slots on chain (bit i = slot i); returns the new bond.
+
+        The chain ends leases holding a removed slot (GpusRemoved) and moves bond to or from
+        the owner; ExtrinsicFailed names its refusal (InvalidGpuSet, InsufficientBalance, ...).
+        """
+        receipt = self.chain.gpu_rental(
+            self.operator,
+            "update_gpus",
+            machine_id=hex0x(self.machine_id),
+            gpus_present=gpus_present,
+        )
+        changed = receipt.find(PALLET, "MachineGpusChanged")
+        log.info(
+            "node.gpus_updated",
+            extra={"gpus_present": hex(gpus_present), "events": len(changed)},
+        )
+        return int(changed[0]["bond"]) if changed else 0
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -60,10 +91,12 @@ class Registration:
 
 
 def ensure_registered(
-    ops: OperatorChain, provider: Keypair | None, inventory: Inventory, price: int
+    ops: OperatorChain, provider: Keypair | None, gpus: GpuSet, price: int
 ) -> Registration:
     """Register the machine unless the chain already has it (idempotent across restarts).
 
+    A new machine is registered with the usable GPUs of `gpus` (the chain numbers them slots
+    0..count-1; the node's GPU reconcile then moves the set to `gpus.mask` if that differs).
     A machine already on chain must name this key as operator; its price is kept (the provider
     changes it with set_price), a difference is only logged.
     """
@@ -84,17 +117,16 @@ def ensure_registered(
         raise ConfigError(
             "the machine is not registered and no provider key is configured to register it"
         )
-    if not inventory.gpus:
-        raise ConfigError("no GPUs found; nothing to register")
-    first = inventory.gpus[0]
+    if not gpus.count:
+        raise ConfigError("no usable GPUs; nothing to register")
     ops.chain.gpu_rental(
         provider,
         "register_machine",
         machine_id=hex0x(ops.machine_id),
         operator=ops.operator.ss58_address,
-        gpu_model=first.name.encode().hex(),
-        gpu_count=len(inventory.gpus),
-        memory_mib=first.memory_total_bytes // (1024 * 1024),
+        gpu_model=gpus.model.encode().hex(),
+        gpu_count=gpus.count,
+        memory_mib=gpus.memory_mib,
         price_per_gpu_block=price,
     )
     machine = ops.machine()

@@ -46,6 +46,9 @@ _SETTING_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--region", "region", {}),
     ("--runtime", "runtime", {"choices": ["podman", "kubernetes"]}),
     ("--simulate-gpus", "simulate_gpus", {"metavar": "PROFILE:COUNT[,...]"}),
+    ("--simulate-gpu-faults", "simulate_gpu_faults", {"metavar": "KIND=POS[,...][;...]"}),
+    ("--gpu-model", "gpu_model", {"metavar": "NVML_NAME"}),
+    ("--lease-port-range", "lease_port_range", {"metavar": "FIRST-LAST"}),
     ("--metrics-port", "metrics_port", {"type": int}),
     ("--reconcile-interval-s", "reconcile_interval_s", {"type": float}),
     ("--heartbeat-every-blocks", "heartbeat_every_blocks", {"type": int}),
@@ -94,12 +97,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         sys.stderr.write(f"gridlease-node: {exc}\n")
         return 2
     chosen = settings.model_dump(include=set(_overrides(args)) | {"chain_url", "data_dir"})
-    comments = {
-        name: field.description or "" for name, field in NodeSettings.model_fields.items()
-    }
+    comments = {name: field.description or "" for name, field in NodeSettings.model_fields.items()}
     config_path = args.config.resolve()
     settings.data_dir.resolve().mkdir(parents=True, exist_ok=True)
-    exec_start = (shutil.which("gridlease-node") or f"{sys.executable} -m services.gpu_node")
+    exec_start = shutil.which("gridlease-node") or f"{sys.executable} -m services.gpu_node"
     try:
         write_new(config_path, toml_table("node", chosen, comments), force=args.force)
         write_new(
@@ -121,7 +122,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_inventory(args: argparse.Namespace) -> int:
     try:
-        simulate = SimSpec.parse(args.simulate_gpus) if args.simulate_gpus else None
+        simulate = (
+            SimSpec.parse(args.simulate_gpus, faults=args.simulate_gpu_faults or "")
+            if args.simulate_gpus
+            else None
+        )
         read = open_inventory(simulate)
         out: object = capture() if args.raw else dataclasses.asdict(read())
     except NvmlError as exc:
@@ -149,6 +154,11 @@ def _add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore
         "--simulate-gpus",
         metavar="PROFILE:COUNT[,...]",
         help="use SIMULATED GPUs (e.g. h100:8) instead of the NVIDIA driver",
+    )
+    inv.add_argument(
+        "--simulate-gpu-faults",
+        metavar="KIND=POS[,...][;...]",
+        help="faults of the SIMULATED GPUs by board position: absent, lost, mig (e.g. lost=3)",
     )
     inv.add_argument("--raw", action="store_true", help="print the raw NVML capture")
     inv.set_defaults(func=cmd_inventory)

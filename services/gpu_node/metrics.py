@@ -2,7 +2,12 @@
 
 Dashboards and alerts written for NVIDIA's dcgm-exporter work unchanged on a Gridlease node, and
 `gridlease_gpu_lease` adds which lease holds each GPU. The collector reads NVML at scrape time,
-so the numbers are as fresh as the scrape and nothing runs between scrapes.
+so the numbers are as fresh as the scrape and nothing runs between scrapes. A GPU NVML cannot
+read (GPU_IS_LOST, ...) has no readings; the others keep theirs.
+
+`gridlease_gpu_offered` says per board (or remembered slot) whether the machine offers it: 1
+for the usable slots, 0 with `reason` (lost, mig, other_model, absent, no_slot) for the rest,
+from the GPU set of the node's last reconcile.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.gpu_node.gpus import GpuSet
 from services.gpu_node.hardware.errors import NvmlError
 from services.gpu_node.hardware.model import GpuDevice, Inventory
 from services.gpu_node.runtime.base import WorkloadStatus
@@ -30,7 +36,8 @@ MIB = 1024 * 1024
 class GpuCollector(Collector):
     """Collects GPU readings from `read_inventory` and lease holders from `gpu_leases`.
 
-    `gpu_leases` maps GPU UUID to the id of the lease holding it (the runtime's view).
+    `gpu_leases` maps GPU UUID to the id of the lease holding it (the runtime's view);
+    `gpu_set` returns the node's current GpuSet (None before the first one).
     """
 
     def __init__(
@@ -38,10 +45,12 @@ class GpuCollector(Collector):
         read_inventory: Callable[[], Inventory],
         gpu_leases: Callable[[], Mapping[str, int]],
         hostname: str | None = None,
+        gpu_set: Callable[[], GpuSet | None] = lambda: None,
     ) -> None:
         self._read_inventory = read_inventory
         self._gpu_leases = gpu_leases
         self._hostname = hostname or socket.gethostname()
+        self._gpu_set = gpu_set
 
     def _labels(self, gpu: GpuDevice) -> list[str]:
         return [
@@ -53,7 +62,36 @@ class GpuCollector(Collector):
             self._hostname,
         ]
 
+    def _offered(self) -> Metric | None:
+        gpu_set = self._gpu_set()
+        if gpu_set is None:
+            return None
+        family = GaugeMetricFamily(
+            "gridlease_gpu_offered",
+            "1 if the machine offers this GPU (its chain slot in `slot`), else 0 with `reason`.",
+            labels=["gpu", "UUID", "slot", "modelName", "reason", "Hostname"],
+        )
+        for slot, gpu in gpu_set.slots.items():
+            labels = [str(gpu.index), gpu.uuid, str(slot), gpu.name, "", self._hostname]
+            family.add_metric(labels, 1)
+        for item in gpu_set.unusable:
+            family.add_metric(
+                [
+                    "" if item.index is None else str(item.index),
+                    item.uuid,
+                    "" if item.slot is None else str(item.slot),
+                    item.name,
+                    item.reason.value,
+                    self._hostname,
+                ],
+                0,
+            )
+        return family
+
     def collect(self) -> Iterator[Metric]:
+        offered = self._offered()
+        if offered is not None:
+            yield offered
         up = GaugeMetricFamily(
             "gridlease_gpu_inventory_up", "1 if NVML answered at this scrape, else 0."
         )

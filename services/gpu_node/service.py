@@ -68,7 +68,7 @@ def lease_status(
     return reply
 
 
-class NodeServicer(node_pb2_grpc.NodeServiceServicer):
+class NodeServicer(node_pb2_grpc.NodeServiceServicer):  # type: ignore[misc]  # generated base is untyped
     def __init__(
         self,
         *,
@@ -80,7 +80,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         public_host: str,
         metrics: AgentMetrics,
         on_accepted: Callable[[int], None] = lambda lease_id: None,
+        gpus_usable: Callable[[], int | None] = lambda: None,
     ) -> None:
+        """`gpus_usable` returns the bit mask of GPU slots the node can run now."""
         self._chain = chain
         self._machine_id = machine_id
         self._start_window = start_window
@@ -89,6 +91,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._public_host = public_host
         self._metrics = metrics
         self._on_accepted = on_accepted
+        self._gpus_usable = gpus_usable
 
     def _lookup(self, lease_id: int) -> tuple[ChainLease | None, int]:
         # The best block, not the finalized one: the API submits right after create_lease's
@@ -98,7 +101,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         return self._chain.lease(lease_id, head), block
 
     def _submit(self, request: SubmissionRequest) -> node_pb2.SubmitWorkloadResponse:
-        parsed, lease, block = admit(request, self._lookup, self._machine_id, self._start_window)
+        parsed, lease, block = admit(
+            request, self._lookup, self._machine_id, self._start_window, self._gpus_usable()
+        )
         self._store.accept(lease.lease_id, parsed.document, parsed.digest, lease.customer, block)
         status = lease_status(lease.lease_id, self._store, self._runtime, self._public_host)
         return node_pb2.SubmitWorkloadResponse(
@@ -106,7 +111,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         )
 
     async def SubmitWorkload(
-        self, request: node_pb2.SubmitWorkloadRequest, context: grpc.aio.ServicerContext
+        self,
+        request: node_pb2.SubmitWorkloadRequest,
+        context: grpc.aio.ServicerContext[
+            node_pb2.SubmitWorkloadRequest, node_pb2.SubmitWorkloadResponse
+        ],
     ) -> node_pb2.SubmitWorkloadResponse:
         with self._metrics.rpc_seconds.labels("SubmitWorkload").time():
             submission = SubmissionRequest(
@@ -133,7 +142,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             return reply
 
     async def GetLeaseStatus(
-        self, request: node_pb2.GetLeaseStatusRequest, context: grpc.aio.ServicerContext
+        self,
+        request: node_pb2.GetLeaseStatusRequest,
+        context: grpc.aio.ServicerContext[
+            node_pb2.GetLeaseStatusRequest, node_pb2.GetLeaseStatusResponse
+        ],
     ) -> node_pb2.GetLeaseStatusResponse:
         with self._metrics.rpc_seconds.labels("GetLeaseStatus").time():
             try:

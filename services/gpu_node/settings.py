@@ -5,16 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.common import ConfigError, GridleaseSettings, keypair_from_secret
+from services.common import (
+    TOKEN_UNIT,
+    ConfigError,
+    GridleaseSettings,
+    MachineResources,
+    keypair_from_secret,
+)
 from services.gpu_node.hardware.errors import SimulationError
 from services.gpu_node.hardware.simulation import SimSpec
 
 __all__ = ["NodeSettings"]
 
-UNIT = 10**12
+UNIT = TOKEN_UNIT
 
 
 class NodeSettings(GridleaseSettings):
@@ -57,6 +63,33 @@ class NodeSettings(GridleaseSettings):
     simulate_gpus: str | None = Field(
         default=None, description="SIMULATED GPUs, e.g. h100:8; unset reads the NVIDIA driver."
     )
+    simulate_gpu_faults: str | None = Field(
+        default=None,
+        description="Hardware faults of the SIMULATED GPUs by board position, e.g. 'lost=3' or "
+        "'absent=7;mig=0,1' (kinds: absent, lost, mig).",
+    )
+    gpu_model: str | None = Field(
+        default=None,
+        description="NVML name of the GPU model to offer when the machine has several (e.g. "
+        "'NVIDIA A100-SXM4-80GB'); unset: the registered model, else the largest group.",
+    )
+    lease_port_range: str = Field(
+        default="30000-32767",
+        pattern=r"^[0-9]{1,5}-[0-9]{1,5}$",
+        description="Host ports for lease SSH and exposed ports, FIRST-LAST; each lease keeps "
+        "its ports for its life. Kubernetes: within the cluster's NodePort range.",
+    )
+    host_cpu_millicores: int | None = Field(
+        default=None,
+        gt=0,
+        description="CPU that leases share, in millicores; unset: this host's CPUs. A lease of "
+        "g of n GPUs gets at most g/n of it.",
+    )
+    host_memory_mib: int | None = Field(
+        default=None,
+        gt=0,
+        description="Memory that leases share, in MiB; unset: this host's memory.",
+    )
     heartbeat_every_blocks: int = Field(
         default=10, ge=2, description="Heartbeat when this many blocks passed since the last one."
     )
@@ -89,6 +122,32 @@ class NodeSettings(GridleaseSettings):
                 raise ValueError(str(exc)) from exc
         return value or None
 
+    @model_validator(mode="after")
+    def _check_faults_and_ports(self) -> NodeSettings:
+        if self.simulate_gpu_faults:
+            if not self.simulate_gpus:
+                raise ValueError("simulate_gpu_faults needs simulate_gpus")
+            try:
+                SimSpec.parse(self.simulate_gpus, faults=self.simulate_gpu_faults)
+            except SimulationError as exc:
+                raise ValueError(str(exc)) from exc
+        first, last = self.port_range
+        if not 1 <= first <= last <= 65535:
+            raise ValueError(f"lease_port_range {self.lease_port_range}: need 1 <= FIRST <= LAST")
+        return self
+
+    @property
+    def port_range(self) -> tuple[int, int]:
+        first, last = self.lease_port_range.split("-")
+        return int(first), int(last)
+
+    def machine_resources(self, detected: MachineResources) -> MachineResources:
+        """What leases share: the configured CPU and memory, else `detected` (this host)."""
+        return MachineResources(
+            cpu_millicores=self.host_cpu_millicores or detected.cpu_millicores,
+            memory_mib=self.host_memory_mib or detected.memory_mib,
+        )
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "node.db"
@@ -112,7 +171,9 @@ class NodeSettings(GridleaseSettings):
         return self.provider_secret
 
     def sim_spec(self) -> SimSpec | None:
-        return SimSpec.parse(self.simulate_gpus) if self.simulate_gpus else None
+        if not self.simulate_gpus:
+            return None
+        return SimSpec.parse(self.simulate_gpus, faults=self.simulate_gpu_faults or "")
 
     def check_provider(self) -> None:
         """Fail early on an unusable provider secret."""

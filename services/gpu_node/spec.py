@@ -1,46 +1,30 @@
 """The workload spec a customer hands the node, and the LeaseWorkload the node derives from it.
 
-The spec is a JSON object whose canonical hash (services.common.spec_hash) the chain records at
-lease creation. Version 1:
-
-    {"version": 1, "image": "localhost/gridlease-sshd:1", "ssh_public_key": "ssh-ed25519 AAAA...",
-     "command": ["sleep", "infinity"], "env": {"MODEL": "llama"}, "ports": [8080],
-     "cpu_millicores": 2000, "memory_mib": 8192}
-
-Only `version`, `image` and `ssh_public_key` are required. Unknown keys are refused, so a field
-this node does not understand is never silently ignored. GPUs are not in the spec: the chain
-decides which GPU indexes the lease holds.
+The spec model and its rules are services.common's WorkloadSpec, the same the customer API
+applies before it lets the chain hold escrow, so a spec the API accepted is one this node runs.
+Here: decoding the bytes of a SubmitWorkload (size, UTF-8 JSON object), validating them into a
+WorkloadSpec with the hash the chain must show, and turning a spec into a LeaseWorkload.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from services.common import MalformedMessage, spec_hash
+from services.common import (
+    MAX_SPEC_BYTES,
+    EncodingError,
+    MalformedMessage,
+    WorkloadSpec,
+    spec_hash,
+)
 from services.gpu_node.hardware.model import Inventory
 from services.gpu_node.runtime.base import LeaseWorkload, WorkloadInvalid
 
 __all__ = ["MAX_SPEC_BYTES", "ParsedSpec", "WorkloadSpec", "parse_spec", "to_workload"]
-
-MAX_SPEC_BYTES = 64 * 1024
-
-
-class WorkloadSpec(BaseModel):
-    # Strict scalars: "1000" is not 1000 and 1.5 is not 1, so a spec means one thing only.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: Literal[1]
-    image: StrictStr = Field(max_length=512)
-    ssh_public_key: StrictStr = Field(max_length=16 * 1024)
-    command: tuple[StrictStr, ...] = Field(default=(), max_length=256)
-    env: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=256)
-    ports: tuple[StrictInt, ...] = Field(default=(), max_length=32)
-    cpu_millicores: StrictInt = 1000
-    memory_mib: StrictInt = 1024
 
 
 class ParsedSpec(BaseModel):
@@ -54,7 +38,8 @@ class ParsedSpec(BaseModel):
 
 
 def parse_spec(raw: bytes) -> ParsedSpec:
-    """Decode and validate spec bytes; MalformedMessage names what is wrong."""
+    """Decode and validate spec bytes; MalformedMessage names what is wrong (reason
+    spec_too_large, spec_not_json, spec_not_object or spec_invalid)."""
     if len(raw) > MAX_SPEC_BYTES:
         raise MalformedMessage(f"spec is over {MAX_SPEC_BYTES} bytes", reason="spec_too_large")
     try:
@@ -69,9 +54,11 @@ def parse_spec(raw: bytes) -> ParsedSpec:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "spec"
         raise MalformedMessage(f"{where}: {first['msg']}", reason="spec_invalid") from exc
-    digest = spec_hash(document)  # EncodingError (floats) is a MalformedMessage's sibling
-    # The runtime's own rules (image reference, key line, env names, ports, minimums), checked
-    # now so a spec that could never run is refused at the door.
+    try:
+        digest = spec_hash(document)
+    except EncodingError as exc:  # 1000.0: valid JSON, but no canonical form to hash
+        raise MalformedMessage(f"spec has no canonical form: {exc}", reason="spec_invalid") from exc
+    # The runtime's own checks of what it builds, so nothing accepted here fails there.
     try:
         to_workload(spec, 0, ()).validate()
     except WorkloadInvalid as exc:
@@ -85,7 +72,9 @@ def to_workload(
     gpu_indexes: Sequence[int],
     inventory: Inventory | None = None,
 ) -> LeaseWorkload:
-    """The desired workload of a lease: the spec on the GPUs the chain assigned to it."""
+    """The desired workload of a lease: the spec on the GPUs the chain assigned to it, with the
+    spec's CPU and memory (the defaults where it leaves them out). WorkloadInvalid when a GPU
+    index is not in `inventory`."""
     by_index = {gpu.index: gpu.uuid for gpu in inventory.gpus} if inventory else {}
     missing = [i for i in gpu_indexes if i not in by_index]
     if missing:
@@ -100,6 +89,6 @@ def to_workload(
         command=spec.command,
         env=dict(spec.env),
         ports=spec.ports,
-        cpu_millicores=spec.cpu_millicores,
-        memory_mib=spec.memory_mib,
+        cpu_millicores=spec.cpu,
+        memory_mib=spec.memory,
     )

@@ -1,8 +1,14 @@
-"""The node's own durable state, in SQLite under the data dir: accepted specs and the offer
-sequence. Everything else the node knows it reads again from the chain or the runtime.
+"""The node's own durable state, in SQLite under the data dir: accepted specs, the offer
+sequence, which physical GPU is which chain GPU slot, and the host ports of each lease.
+Everything else the node knows it reads again from the chain or the runtime.
 
 A spec row is written before SubmitWorkload answers, so an accepted spec survives a kill -9.
 Rows of ended leases are kept (marked ended) so GetLeaseStatus can say TERMINATED.
+
+GPU slots (bit i of the machine's `gpus_present` on chain) are tied to GPU UUIDs, not NVML
+indexes: NVML numbers boards by bus order, so when one board vanishes the later ones move down
+an index, and a lease on slot 5 would silently land on another board. Host ports are allocated
+once per lease for the same reason: a workload re-created after a crash keeps its SSH port.
 """
 
 from __future__ import annotations
@@ -10,13 +16,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from services.common import canonical_json
 
-__all__ = ["NodeStore", "StoredSpec"]
+__all__ = ["MAX_GPU_SLOTS", "NodeStore", "PortsExhausted", "StoredSpec"]
+
+# The chain's GPU set is a u64 bit mask.
+MAX_GPU_SLOTS = 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS specs (
@@ -28,7 +38,21 @@ CREATE TABLE IF NOT EXISTS specs (
     ended_block INTEGER              -- set when the lease was seen gone from the chain
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS gpu_slots (
+    slot INTEGER PRIMARY KEY,       -- bit index in the machine's gpus_present on chain, 0..63
+    uuid TEXT NOT NULL UNIQUE       -- NVML UUID of the board that holds the slot
+);
+CREATE TABLE IF NOT EXISTS lease_ports (
+    lease_id INTEGER NOT NULL,
+    container_port INTEGER NOT NULL, -- 2222 (sshd) or a port of the spec
+    host_port INTEGER NOT NULL,      -- where the runtime publishes it, for the lease's lifetime
+    PRIMARY KEY (lease_id, container_port)
+);
 """
+
+
+class PortsExhausted(RuntimeError):
+    """Every host port of the configured range is taken by a live lease or another process."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +135,124 @@ class NodeStore:
                 "UPDATE specs SET ended_block = ? WHERE lease_id = ? AND ended_block IS NULL",
                 (block, lease_id),
             )
+
+    def _transaction(self, body: Callable[[], object]) -> None:
+        # Caller holds self._lock. BEGIN IMMEDIATE: the read-then-write is one step.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            body()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def gpu_slots(self) -> dict[int, str]:
+        """Slot -> GPU UUID, as remembered (boards absent now included)."""
+        with self._lock:
+            rows = self._db.execute("SELECT slot, uuid FROM gpu_slots").fetchall()
+        return {int(r["slot"]): str(r["uuid"]) for r in rows}
+
+    def assign_gpu_slots(
+        self, uuids: Iterable[str], max_slots: int = MAX_GPU_SLOTS
+    ) -> dict[int, str]:
+        """Give each UUID in `uuids` (the boards seen now, in NVML order) a slot below
+        `max_slots` (the chain's MaxGpusPerMachine), keeping the slot it already has; returns
+        the whole slot table.
+
+        A new board takes the lowest slot that is free or whose board is not among `uuids` (a
+        replaced board takes the vanished one's slot, so the set does not creep towards the
+        limit). The board that lost its slot gets a new one if it ever comes back. Boards
+        beyond the limit get none (the caller reports them as unusable).
+        """
+        seen = list(dict.fromkeys(uuids))
+        known = self.gpu_slots()
+        if set(seen) <= set(known.values()):
+            return known  # every reconcile run asks; usually nothing is new
+
+        def assign() -> None:
+            rows = self._db.execute("SELECT slot, uuid FROM gpu_slots").fetchall()
+            table = {int(r["slot"]): str(r["uuid"]) for r in rows}
+            slotted = set(table.values())
+            for uuid in seen:
+                if uuid in slotted:
+                    continue
+                free = [
+                    slot
+                    for slot in range(min(max_slots, MAX_GPU_SLOTS))
+                    if slot not in table or table[slot] not in seen
+                ]
+                if not free:
+                    return
+                slot = free[0]
+                self._db.execute(
+                    "INSERT INTO gpu_slots (slot, uuid) VALUES (?, ?) "
+                    "ON CONFLICT (slot) DO UPDATE SET uuid = excluded.uuid",
+                    (slot, uuid),
+                )
+                table[slot] = uuid
+                slotted.add(uuid)
+
+        with self._lock:
+            self._transaction(assign)
+        return self.gpu_slots()
+
+    def host_ports(
+        self,
+        lease_id: int,
+        container_ports: Iterable[int],
+        port_range: tuple[int, int],
+        is_free: Callable[[int], bool],
+    ) -> Mapping[int, int]:
+        """Container port -> host port for a lease, allocated on first use and then kept.
+
+        New ports come from `port_range` (inclusive), skipping ports held by leases not yet
+        ended and ports `is_free` says another process holds. PortsExhausted when none is left.
+        """
+        wanted = list(dict.fromkeys(container_ports))
+        result: dict[int, int] = {}
+
+        def allocate() -> None:
+            rows = self._db.execute(
+                "SELECT container_port, host_port FROM lease_ports WHERE lease_id = ?",
+                (lease_id,),
+            ).fetchall()
+            result.update({int(r["container_port"]): int(r["host_port"]) for r in rows})
+            missing = [port for port in wanted if port not in result]
+            if not missing:
+                return
+            # Ports of other leases stay theirs until the lease's spec is marked ended.
+            taken = {
+                int(r["host_port"])
+                for r in self._db.execute(
+                    "SELECT p.host_port FROM lease_ports p LEFT JOIN specs s "
+                    "ON s.lease_id = p.lease_id "
+                    "WHERE s.ended_block IS NULL OR p.lease_id = ?",
+                    (lease_id,),
+                ).fetchall()
+            }
+            candidates = (
+                port
+                for port in range(port_range[0], port_range[1] + 1)
+                if port not in taken and is_free(port)
+            )
+            for container_port in missing:
+                host_port = next(candidates, None)
+                if host_port is None:
+                    raise PortsExhausted(
+                        f"no free host port left in {port_range[0]}-{port_range[1]} for lease "
+                        f"{lease_id}"
+                    )
+                self._db.execute(
+                    "INSERT INTO lease_ports (lease_id, container_port, host_port) "
+                    "VALUES (?, ?, ?) ON CONFLICT (lease_id, container_port) "
+                    "DO UPDATE SET host_port = excluded.host_port",
+                    (lease_id, container_port, host_port),
+                )
+                result[container_port] = host_port
+
+        with self._lock:
+            self._transaction(allocate)
+        return {port: result[port] for port in wanted}
 
     def next_sequence(self, now_ms: int) -> int:
         """An offer sequence above every one handed out before, restarts included: the clock in

@@ -12,7 +12,8 @@ __all__ = ["SeedMetrics"]
 
 
 class SeedMetrics:
-    """Offers held, announcements by result and reason, sync rounds, RPC latency."""
+    """Offers held, announcements by result and reason, sync rounds and skipped offers, RPC
+    latency."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or new_registry()
@@ -27,13 +28,20 @@ class SeedMetrics:
         )
         self.sync_rounds = Counter(
             "gridlease_seed_sync_rounds",
-            "Anti-entropy rounds by peer and outcome (in_sync, pulled, unreachable).",
+            "Anti-entropy rounds by peer and outcome (in_sync, pulled, unreachable, failed).",
             ["peer", "result"],
             registry=self.registry,
         )
         self.replicated = Counter(
             "gridlease_seed_offers_replicated",
             "Offers pulled from peers and stored.",
+            registry=self.registry,
+        )
+        self.sync_skipped = Counter(
+            "gridlease_seed_sync_offers_skipped",
+            "Offers pulled from peers and not stored, by reason (a rejection reason such as "
+            "stale_sequence, or 'error' for a fault of ours, logged with its traceback).",
+            ["reason"],
             registry=self.registry,
         )
         self.rpc_seconds: Histogram = rpc_latency(self.registry, "seed")

@@ -5,17 +5,22 @@ through its (machine_id, sequence) digest, collect machines where it holds a new
 we hold none, fetch those offers in batches and admit each one exactly as an announcement
 (signature, timestamp, fields, sequence). Pull-only is enough: every seed pulls from its peers,
 so an offer given to one seed reaches every seed connected to it within one round per hop.
+
+No single record stops replication: an offer that is refused, or whose storing fails, is logged
+(with its traceback when the fault is ours), counted by reason and skipped; a round that fails
+is logged and counted, and the next round runs after the interval all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
-from services.common import RejectedError, get_logger, now_ms
+from services.common import RejectedError, channel_options, get_logger, now_ms
 from services.common.grpc_gen.gridlease.v1 import offer_pb2, seed_pb2, seed_pb2_grpc
 from services.seed.validation import Limits, admit_offer
 
@@ -37,7 +42,8 @@ class SyncResult:
     in_sync: bool = False
     wanted: int = 0
     stored: int = 0
-    rejected: int = 0
+    # Offers not stored, by reason: a RejectedError's reason, or "error" for a fault of ours.
+    skipped: Counter[str] = field(default_factory=Counter)
 
 
 async def sync_with_peer(
@@ -73,16 +79,31 @@ async def sync_with_peer(
         reply = await stub.FetchOffers(
             seed_pb2.FetchOffersRequest(machine_ids=batch), timeout=timeout_s
         )
-        for signed in reply.signed_offers:
-            try:
-                offer = admit_offer(signed, limits, now_ms())
-                await ingest(offer, signed)
+        # Concurrently, so the batch shares the store's group commits.
+        outcomes = await asyncio.gather(
+            *(_admit(signed, ingest, limits) for signed in reply.signed_offers)
+        )
+        for outcome in outcomes:
+            if outcome is None:
                 result.stored += 1
-            except RejectedError as exc:
-                # Expired in transit, or we got a newer one meanwhile: not an error of ours.
-                result.rejected += 1
-                log.debug("sync.offer_skipped", extra={"reason": exc.reason})
+            else:
+                result.skipped[outcome] += 1
     return result
+
+
+async def _admit(signed: offer_pb2.SignedOffer, ingest: Ingest, limits: Limits) -> str | None:
+    """Admit and store one pulled offer; None when stored, else the reason it was skipped."""
+    try:
+        offer = admit_offer(signed, limits, now_ms())
+        await ingest(offer, signed)
+    except RejectedError as exc:
+        # Expired in transit, a newer one arrived meanwhile, or a peer holds what we refuse.
+        log.debug("sync.offer_skipped", extra={"reason": exc.reason})
+        return exc.reason
+    except Exception:  # noqa: BLE001 - one bad record must not end the round, nor the loop
+        log.exception("sync.offer_failed", extra={"bytes": len(signed.offer)})
+        return "error"
+    return None
 
 
 class PeerSync:
@@ -101,13 +122,11 @@ class PeerSync:
         self._interval_s = interval_s
         self._round_fn = round_fn
         self._on_round = on_round
-        options = [
-            ("grpc.max_receive_message_length", max_message_bytes * 16),
-            # A restarted peer should be retried within a round or two, not after gRPC's
-            # default backoff of up to two minutes.
-            ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.max_reconnect_backoff_ms", max(1000, int(interval_s * 2000))),
-        ]
+        # A restarted peer should be retried within a round or two, not after gRPC's default
+        # backoff of up to two minutes; a hung one is dropped by keepalive.
+        options = channel_options(
+            max_message_bytes * 16, max_reconnect_backoff_s=max(1.0, interval_s * 2)
+        )
         self._channels = {p: grpc.aio.insecure_channel(p, options=options) for p in self._peers}
         self._task: asyncio.Task[None] | None = None
         self._down: set[str] = set()  # peers whose last round failed; logged on change only
@@ -121,7 +140,7 @@ class PeerSync:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         for channel in self._channels.values():
-            await channel.close()
+            await channel.close(None)
 
     async def run_round(self) -> None:
         """One round against every peer, concurrently; a dead peer only costs its timeout."""
@@ -136,6 +155,10 @@ class PeerSync:
                 self._down.add(peer)
                 log.warning("sync.peer_down", extra={"peer": peer, "code": exc.code().name})
             return
+        except Exception:  # noqa: BLE001 - a fault in one round must not end the sync loop
+            self._on_round(peer, "failed", None)
+            log.exception("sync.round_failed", extra={"peer": peer})
+            return
         if peer in self._down:
             self._down.discard(peer)
             log.info("sync.peer_up", extra={"peer": peer})
@@ -143,10 +166,18 @@ class PeerSync:
         if result.wanted:
             log.info(
                 "sync.pulled",
-                extra={"peer": peer, "wanted": result.wanted, "stored": result.stored},
+                extra={
+                    "peer": peer,
+                    "wanted": result.wanted,
+                    "stored": result.stored,
+                    "skipped": dict(result.skipped),
+                },
             )
 
     async def _run(self) -> None:
         while True:
-            await self.run_round()
+            try:
+                await self.run_round()
+            except Exception:  # noqa: BLE001 - never let the loop end; the sleep is the back-off
+                log.exception("sync.loop_failed")
             await asyncio.sleep(self._interval_s)

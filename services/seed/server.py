@@ -14,22 +14,24 @@ from services.common import (
     MalformedMessage,
     MetricsServer,
     NotFound,
+    RateLimited,
     abort_with,
     add_health,
     configure_logging,
     get_logger,
+    new_server,
     now_ms,
-    server_options,
     set_serving,
     start_metrics_server,
 )
 from services.common.grpc_gen.gridlease.v1 import offer_pb2, seed_pb2, seed_pb2_grpc
 from services.seed.metrics import SeedMetrics
+from services.seed.ratelimit import TokenBuckets, peer_host
 from services.seed.replication import PeerSync, SyncResult, sync_with_peer
 from services.seed.settings import SeedSettings
 from services.seed.store import OfferFilterSpec, OfferRecord, OfferStore
-from services.seed.validation import Limits, admit_offer, reject_unknown_fields
-from services.seed.watch import WatcherOverflow, watch
+from services.seed.validation import Limits, admit_offer, parse_price, reject_unknown_fields
+from services.seed.watch import HEARTBEAT, WatcherOverflow, watch
 
 __all__ = ["SERVICE_NAME", "SeedNode", "SeedServicer", "serve"]
 
@@ -42,6 +44,10 @@ _EVENT_TYPES = {
     "stored": seed_pb2.OFFER_EVENT_TYPE_STORED,
     "expired": seed_pb2.OFFER_EVENT_TYPE_EXPIRED,
 }
+# Heartbeat intervals a watcher may ask for: often enough to notice a hung seed within seconds,
+# not so often that idle streams cost anything.
+_MIN_HEARTBEAT_MS = 200
+_MAX_HEARTBEAT_MS = 60_000
 
 
 def _entry(rec: OfferRecord) -> seed_pb2.OfferEntry:
@@ -68,25 +74,44 @@ def _page_token(token: str) -> bytes:
 
 def _filter_spec(f: seed_pb2.OfferFilter) -> OfferFilterSpec:
     price = f.max_price_per_gpu_per_block
-    if price and not price.isdecimal():
-        raise MalformedMessage("max_price_per_gpu_per_block must be a decimal string")
     return OfferFilterSpec(
         gpu_model=f.gpu_model,
         min_gpu_count=f.min_gpu_count,
         min_memory_mib=f.min_memory_mib,
-        max_price=int(price) if price else None,
+        max_price=parse_price(price, "max_price_per_gpu_per_block") if price else None,
         region=f.region,
         labels=dict(f.labels),
     )
 
 
-class SeedServicer(seed_pb2_grpc.SeedServiceServicer):
-    """Translates RPCs to store/validation calls and GridleaseErrors to gRPC statuses."""
+def _heartbeat_s(interval_ms: int) -> float | None:
+    if not interval_ms:
+        return None
+    return min(max(interval_ms, _MIN_HEARTBEAT_MS), _MAX_HEARTBEAT_MS) / 1000
 
-    def __init__(self, store: OfferStore, limits: Limits, metrics: SeedMetrics) -> None:
+
+class SeedServicer(seed_pb2_grpc.SeedServiceServicer):  # type: ignore[misc]  # generated base is untyped
+    """Translates RPCs to store/validation calls and GridleaseErrors to gRPC statuses.
+
+    Announcements are rate limited per peer address (checked first, before any work) and per
+    machine (after the signature is verified, so nobody can spend another machine's budget).
+    """
+
+    def __init__(
+        self,
+        store: OfferStore,
+        limits: Limits,
+        metrics: SeedMetrics,
+        *,
+        per_source: TokenBuckets | None = None,
+        per_machine: TokenBuckets | None = None,
+    ) -> None:
         self._store = store
         self._limits = limits
         self._metrics = metrics
+        unlimited = TokenBuckets(0, 1)
+        self._per_source = unlimited if per_source is None else per_source
+        self._per_machine = unlimited if per_machine is None else per_machine
 
     def _live(self, rec: OfferRecord | None, now: int) -> bool:
         # Expiry also runs periodically; checking here makes reads exact between sweeps.
@@ -97,23 +122,38 @@ class SeedServicer(seed_pb2_grpc.SeedServiceServicer):
         await self._store.put(OfferRecord.from_offer(offer, signed))
 
     async def Announce(
-        self, request: seed_pb2.AnnounceRequest, context: grpc.aio.ServicerContext
+        self,
+        request: seed_pb2.AnnounceRequest,
+        context: grpc.aio.ServicerContext[seed_pb2.AnnounceRequest, seed_pb2.AnnounceResponse],
     ) -> seed_pb2.AnnounceResponse:
         with self._metrics.rpc_seconds.labels("Announce").time():
             try:
-                reject_unknown_fields(request)
-                if not request.HasField("signed_offer"):
-                    raise MalformedMessage("signed_offer is required")
-                offer = admit_offer(request.signed_offer, self._limits, now_ms())
-                await self.ingest(offer, request.signed_offer)
+                offer = await self._announce(request, peer_host(context.peer()))
             except GridleaseError as exc:
                 self._metrics.announcements.labels("rejected", exc.reason).inc()
                 await abort_with(context, exc)
+            except Exception:
+                # Not a verdict on the input: a fault of ours. The server's guard logs the
+                # traceback and answers INTERNAL.
+                self._metrics.announcements.labels("failed", "internal").inc()
+                raise
             self._metrics.announcements.labels("accepted", "").inc()
             return seed_pb2.AnnounceResponse(machine_id=offer.machine_id, sequence=offer.sequence)
 
+    async def _announce(self, request: seed_pb2.AnnounceRequest, source: str) -> offer_pb2.Offer:
+        _take(self._per_source, source, f"announcements from {source}")
+        reject_unknown_fields(request)
+        if not request.HasField("signed_offer"):
+            raise MalformedMessage("signed_offer is required")
+        offer = admit_offer(request.signed_offer, self._limits, now_ms())
+        _take(self._per_machine, offer.machine_id, f"announcements of 0x{offer.machine_id.hex()}")
+        await self.ingest(offer, request.signed_offer)
+        return offer
+
     async def GetOffer(
-        self, request: seed_pb2.GetOfferRequest, context: grpc.aio.ServicerContext
+        self,
+        request: seed_pb2.GetOfferRequest,
+        context: grpc.aio.ServicerContext[seed_pb2.GetOfferRequest, seed_pb2.GetOfferResponse],
     ) -> seed_pb2.GetOfferResponse:
         with self._metrics.rpc_seconds.labels("GetOffer").time():
             try:
@@ -123,10 +163,13 @@ class SeedServicer(seed_pb2_grpc.SeedServiceServicer):
                     raise NotFound("no live offer for this machine")
             except GridleaseError as exc:
                 await abort_with(context, exc)
+            assert rec is not None  # abort_with raised otherwise
             return seed_pb2.GetOfferResponse(entry=_entry(rec))
 
     async def ListOffers(
-        self, request: seed_pb2.ListOffersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: seed_pb2.ListOffersRequest,
+        context: grpc.aio.ServicerContext[seed_pb2.ListOffersRequest, seed_pb2.ListOffersResponse],
     ) -> seed_pb2.ListOffersResponse:
         with self._metrics.rpc_seconds.labels("ListOffers").time():
             try:
@@ -145,23 +188,36 @@ class SeedServicer(seed_pb2_grpc.SeedServiceServicer):
             )
 
     async def WatchOffers(
-        self, request: seed_pb2.WatchOffersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: seed_pb2.WatchOffersRequest,
+        context: grpc.aio.ServicerContext[
+            seed_pb2.WatchOffersRequest, seed_pb2.WatchOffersResponse
+        ],
     ) -> AsyncIterator[seed_pb2.WatchOffersResponse]:
         try:
             reject_unknown_fields(request)
             spec = _filter_spec(request.filter)
         except GridleaseError as exc:
             await abort_with(context, exc)
+        heartbeat = seed_pb2.WatchOffersResponse(type=seed_pb2.OFFER_EVENT_TYPE_HEARTBEAT)
         try:
             async for kind, rec in watch(
-                self._store, spec, include_existing=request.include_existing
+                self._store,
+                spec,
+                include_existing=request.include_existing,
+                heartbeat_s=_heartbeat_s(request.heartbeat_interval_ms),
             ):
-                yield seed_pb2.WatchOffersResponse(type=_EVENT_TYPES[kind], entry=_entry(rec))
+                if kind == HEARTBEAT or rec is None:
+                    yield heartbeat
+                else:
+                    yield seed_pb2.WatchOffersResponse(type=_EVENT_TYPES[kind], entry=_entry(rec))
         except WatcherOverflow as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     async def Digest(
-        self, request: seed_pb2.DigestRequest, context: grpc.aio.ServicerContext
+        self,
+        request: seed_pb2.DigestRequest,
+        context: grpc.aio.ServicerContext[seed_pb2.DigestRequest, seed_pb2.DigestResponse],
     ) -> seed_pb2.DigestResponse:
         with self._metrics.rpc_seconds.labels("Digest").time():
             try:
@@ -173,7 +229,7 @@ class SeedServicer(seed_pb2_grpc.SeedServiceServicer):
             if request.known_root == root:
                 return seed_pb2.DigestResponse(root=root, in_sync=True)
             limit = min(request.page_size or _MAX_DIGEST_PAGE, _MAX_DIGEST_PAGE)
-            entries = []
+            entries: list[seed_pb2.DigestEntry] = []
             next_token = ""
             for rec in self._store.scan(after):
                 if len(entries) == limit:
@@ -185,7 +241,11 @@ class SeedServicer(seed_pb2_grpc.SeedServiceServicer):
             return seed_pb2.DigestResponse(entries=entries, next_page_token=next_token, root=root)
 
     async def FetchOffers(
-        self, request: seed_pb2.FetchOffersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: seed_pb2.FetchOffersRequest,
+        context: grpc.aio.ServicerContext[
+            seed_pb2.FetchOffersRequest, seed_pb2.FetchOffersResponse
+        ],
     ) -> seed_pb2.FetchOffersResponse:
         with self._metrics.rpc_seconds.labels("FetchOffers").time():
             try:
@@ -213,7 +273,17 @@ class SeedNode:
             max_skew_ms=int(settings.max_clock_skew_s * 1000),
         )
         self.store = OfferStore(settings.db_path)
-        self.servicer = SeedServicer(self.store, self.limits, self.metrics)
+        self.servicer = SeedServicer(
+            self.store,
+            self.limits,
+            self.metrics,
+            per_source=TokenBuckets(
+                settings.announce_rate_per_source, settings.announce_burst_per_source
+            ),
+            per_machine=TokenBuckets(
+                settings.announce_rate_per_machine, settings.announce_burst_per_machine
+            ),
+        )
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._sync: PeerSync | None = None
@@ -225,7 +295,7 @@ class SeedNode:
         s = self.settings
         await self.store.open()
         self.metrics.track_offers(lambda: len(self.store))
-        server = grpc.aio.server(options=server_options(s.max_message_bytes))
+        server = new_server(s.max_message_bytes)
         seed_pb2_grpc.add_SeedServiceServicer_to_server(self.servicer, server)
         self._health = add_health(server)
         self.port = server.add_insecure_port(s.listen)
@@ -290,15 +360,33 @@ class SeedNode:
 
     def _on_round(self, peer: str, outcome: str, result: SyncResult | None) -> None:
         self.metrics.sync_rounds.labels(peer, outcome).inc()
-        if result is not None and result.stored:
+        if result is None:
+            return
+        if result.stored:
             self.metrics.replicated.inc(result.stored)
+        for reason, count in result.skipped.items():
+            self.metrics.sync_skipped.labels(reason).inc(count)
 
     async def _prune_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.prune_interval_s)
-            gone = self.store.expire(now_ms() - self.limits.ttl_ms)
+            try:
+                gone = await self.store.expire(now_ms() - self.limits.ttl_ms)
+            except Exception:  # noqa: BLE001 - retried next interval (the back-off)
+                log.exception("store.expire_failed")
+                continue
             if gone:
                 log.info("store.expired", extra={"count": len(gone)})
+
+
+def _take(buckets: TokenBuckets, key: str | bytes, what: str) -> None:
+    wait_s = buckets.take(key)
+    if wait_s:
+        raise RateLimited(
+            f"{what} over {buckets.rate_per_s:g}/s (burst {buckets.burst:g}); "
+            f"retry in {wait_s:.2f} s",
+            retry_after_s=wait_s,
+        )
 
 
 async def serve(settings: SeedSettings) -> None:

@@ -35,6 +35,22 @@ class SeedSettings(GridleaseSettings):
         default=1024 * 1024, gt=0, description="gRPC max_receive_message_length."
     )
     grace_s: float = Field(default=5.0, ge=0, description="Graceful stop: time for RPCs to end.")
+    # What one source may push (token buckets, see services.seed.ratelimit); a rate of 0 turns
+    # that limit off. Per source address: bounds junk from fresh keys (each key is new, the
+    # address is not), e.g. 20/s for 300 s of TTL holds at most 6,000 offers per address. Per
+    # machine: a node re-announces every minute or so, and on changes.
+    announce_rate_per_source: float = Field(
+        default=20.0, ge=0, description="Announcements per second from one peer address."
+    )
+    announce_burst_per_source: int = Field(
+        default=200, ge=1, description="Announcements one peer address may send at once."
+    )
+    announce_rate_per_machine: float = Field(
+        default=2.0, ge=0, description="Announcements per second for one machine (signing key)."
+    )
+    announce_burst_per_machine: int = Field(
+        default=20, ge=1, description="Announcements one machine may send at once."
+    )
 
     @field_validator("peers", mode="before")
     @classmethod

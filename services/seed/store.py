@@ -1,10 +1,14 @@
 """The seed's offers: an in-memory index for queries, backed by SQLite (WAL) for restarts.
 
-Reads are served from memory. Writes update memory at once and are committed to SQLite by one
-writer task in batches (group commit): put() returns only after its batch is committed, so an
-acknowledged announcement survives a crash of the process, while concurrent announcements share
-a commit. Commits run on the event loop itself: in WAL mode with synchronous=NORMAL a commit is
-a write to the log without fsync (about a tenth of a millisecond), whereas handing it to a worker
+Reads are served from memory. Writes are committed to SQLite by one writer task in batches
+(group commit), and only then applied to memory and told to watchers: memory never holds what
+the disk refused, so what a seed serves, replicates and digests is what survives a restart.
+put() returns after its batch is committed, so an acknowledged announcement survives a crash of
+the process, while concurrent announcements share a commit; when a shared commit fails, its
+writes are retried one by one, so one bad record fails only its own caller.
+
+Commits run on the event loop itself: in WAL mode with synchronous=NORMAL a commit is a write
+to the log without fsync (about a tenth of a millisecond), whereas handing it to a worker
 thread made every commit wait on the GIL behind the loop and cut throughput by more than half.
 """
 
@@ -23,13 +27,20 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel, create_engine
 
-from services.common import DuplicateSequence, StaleSequence, blake2b_256, get_logger
+from services.common import (
+    DuplicateSequence,
+    RejectedError,
+    StaleSequence,
+    blake2b_256,
+    get_logger,
+)
 from services.common.grpc_gen.gridlease.v1 import offer_pb2
 
 __all__ = ["OfferFilterSpec", "OfferRecord", "OfferRow", "OfferStore"]
 
 log = get_logger(__name__)
 _COMMIT_WINDOW_S = 0.002
+_WRITER_BACKOFF_S = 0.1  # after an unexpected writer failure, before taking the next batch
 
 
 class OfferRow(SQLModel, table=True):
@@ -108,6 +119,17 @@ class OfferFilterSpec:
 Listener = Callable[[str, OfferRecord], None]
 
 
+@dataclass(slots=True)
+class _Write:
+    """One change waiting for the writer: store rec, or (rec None) delete the machine's offer
+    if the sequence held is still at most `sequence` (expiry). done carries the outcome."""
+
+    machine_id: bytes
+    rec: OfferRecord | None
+    sequence: int
+    done: asyncio.Future[None] | None
+
+
 class OfferStore:
     """Newest offer per machine. Call open() inside the event loop, close() at the end."""
 
@@ -118,7 +140,7 @@ class OfferStore:
         self._version = 0
         self._root: tuple[int, bytes] | None = None
         self._listeners: list[Listener] = []
-        self._pending: list[tuple[OfferRecord | None, bytes, asyncio.Future[None] | None]] = []
+        self._pending: list[_Write] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._engine: Engine | None = None
@@ -129,7 +151,11 @@ class OfferStore:
         """Create or open the database, load every row into memory, start the writer."""
         rows = self._open_db()
         for data in rows:
-            rec = OfferRecord.from_signed_bytes(data)
+            try:
+                rec = OfferRecord.from_signed_bytes(data)
+            except Exception:  # noqa: BLE001 - one unreadable row must not stop the seed
+                log.exception("store.row_skipped", extra={"bytes": len(data)})
+                continue
             self._records[rec.machine_id] = rec
         self._keys = sorted(self._records)
         self._version += 1
@@ -190,57 +216,44 @@ class OfferStore:
     # -- writes ----------------------------------------------------------------------------
     def check_sequence(self, machine_id: bytes, sequence: int) -> None:
         """Refuse anything not newer than what is held for that machine."""
-        held = self._records.get(machine_id)
-        if held is None or sequence > held.sequence:
-            return
-        if sequence == held.sequence:
-            raise DuplicateSequence(f"sequence {sequence} is already held")
-        raise StaleSequence(f"sequence {sequence} is older than held {held.sequence}")
+        _refusal(self._records.get(machine_id), sequence)
 
     async def put(self, rec: OfferRecord) -> None:
-        """Store rec if it is newer than what is held (else raise); returns once durable."""
-        self.check_sequence(rec.machine_id, rec.sequence)
-        self._set(rec)
+        """Store rec if it is newer than what is held (else StaleSequence/DuplicateSequence);
+        returns once committed. Memory and watchers see rec only after its commit succeeded;
+        a failed commit raises here and leaves everything as it was."""
+        self.check_sequence(rec.machine_id, rec.sequence)  # refuse early, without a commit
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rec, rec.machine_id, done))
+        self._pending.append(_Write(rec.machine_id, rec, rec.sequence, done))
         self._wake.set()
         await done
 
-    def expire(self, cutoff_ms: int) -> list[OfferRecord]:
-        """Drop offers with timestamp_ms <= cutoff_ms; deletion is queued to the writer."""
+    async def expire(self, cutoff_ms: int) -> list[OfferRecord]:
+        """Drop offers with timestamp_ms <= cutoff_ms, from disk first, then from memory;
+        returns those dropped (an offer refreshed meanwhile is kept). Raises if the commit
+        failed (nothing changed then)."""
         gone = [rec for rec in self._records.values() if rec.timestamp_ms <= cutoff_ms]
-        for rec in gone:
-            del self._records[rec.machine_id]
-            del self._keys[bisect.bisect_left(self._keys, rec.machine_id)]
-            self._pending.append((None, rec.machine_id, None))
-        if gone:
-            self._version += 1
-            self._wake.set()
-            for rec in gone:
-                self._notify("expired", rec)
-        return gone
+        if not gone:
+            return []
+        loop = asyncio.get_running_loop()
+        writes = [_Write(rec.machine_id, None, rec.sequence, loop.create_future()) for rec in gone]
+        self._pending.extend(writes)
+        self._wake.set()
+        await asyncio.gather(*(w.done for w in writes if w.done is not None))
+        return [rec for rec in gone if rec.machine_id not in self._records]
 
     async def bulk_load(self, records: Iterable[OfferRecord]) -> int:
-        """Insert many already-verified records in one transaction (benchmarks, imports)."""
-        batch = list(records)
-        for rec in batch:
-            if rec.machine_id not in self._records:
-                bisect.insort(self._keys, rec.machine_id)
-            self._records[rec.machine_id] = rec
-        self._version += 1
-        self._commit([(rec, rec.machine_id) for rec in batch])
-        return len(batch)
-
-    def _set(self, rec: OfferRecord) -> None:
-        if rec.machine_id not in self._records:
-            bisect.insort(self._keys, rec.machine_id)
-        self._records[rec.machine_id] = rec
-        self._version += 1
-        self._notify("stored", rec)
+        """Store many already-verified records in one transaction (benchmarks, imports), each
+        only if newer than what is held; returns how many were stored."""
+        writes = [_Write(rec.machine_id, rec, rec.sequence, None) for rec in records]
+        return sum(error is None for error in self._write_batch(writes))
 
     def _notify(self, kind: str, rec: OfferRecord) -> None:
         for listener in list(self._listeners):
-            listener(kind, rec)
+            try:
+                listener(kind, rec)
+            except Exception:  # noqa: BLE001 - one watcher's fault must not stop the writer
+                log.exception("store.listener_failed", extra={"kind": kind})
 
     async def _drain(self) -> None:
         while self._pending:
@@ -259,39 +272,85 @@ class OfferStore:
             if not batch:
                 continue
             try:
-                self._commit([(rec, key) for rec, key, _ in batch])
-            except Exception as exc:  # a disk error must reach the callers, not kill the writer
-                log.exception("store.commit_failed")
-                for _, _, done in batch:
-                    if done is not None and not done.done():
-                        done.set_exception(exc)
-                continue
-            for _, _, done in batch:
-                if done is not None and not done.done():
-                    done.set_result(None)
+                outcomes = self._write_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any one batch
+                log.exception("store.writer_failed", extra={"writes": len(batch)})
+                outcomes = [exc] * len(batch)
+                await asyncio.sleep(_WRITER_BACKOFF_S)
+            for write, error in zip(batch, outcomes, strict=True):
+                _settle(write.done, error)
+
+    def _write_batch(self, batch: list[_Write]) -> list[Exception | None]:
+        """Commit batch, then apply it to memory and tell the listeners; returns each write's
+        error (None: done). When the shared commit fails, each write is retried alone, so one
+        bad record fails only its own caller."""
+        outcomes, changes = self._plan(batch)
+        if changes:
+            try:
+                self._commit(changes)
+            except Exception as exc:  # noqa: BLE001 - any database error: isolate the culprit
+                if len(batch) > 1:
+                    log.warning("store.batch_failed", extra={"writes": len(batch)}, exc_info=True)
+                    return [self._write_batch([write])[0] for write in batch]
+                log.exception(
+                    "store.commit_failed", extra={"machine_id": batch[0].machine_id.hex()}
+                )
+                return [exc]
+            self._apply(changes)
+        return outcomes
+
+    def _plan(
+        self, batch: list[_Write]
+    ) -> tuple[list[Exception | None], dict[bytes, OfferRecord | None]]:
+        """Play batch in order over what memory holds (which is what the database holds):
+        each write's outcome, and each machine's final state where it changes (None: deleted)."""
+        overlay: dict[bytes, OfferRecord | None] = {}
+        outcomes: list[Exception | None] = []
+        for write in batch:
+            key = write.machine_id
+            held = overlay[key] if key in overlay else self._records.get(key)
+            if write.rec is not None:
+                try:
+                    _refusal(held, write.sequence)
+                except RejectedError as exc:
+                    outcomes.append(exc)
+                    continue
+                overlay[key] = write.rec
+            elif held is not None and held.sequence <= write.sequence:
+                overlay[key] = None  # expiry of what is still the held offer
+            outcomes.append(None)
+        changes = {k: v for k, v in overlay.items() if v is not None or k in self._records}
+        return outcomes, changes
+
+    def _apply(self, changes: dict[bytes, OfferRecord | None]) -> None:
+        for key, rec in changes.items():
+            if rec is None:
+                old = self._records.pop(key)
+                del self._keys[bisect.bisect_left(self._keys, key)]
+                self._notify("expired", old)
+            else:
+                if key not in self._records:
+                    bisect.insort(self._keys, key)
+                self._records[key] = rec
+                self._notify("stored", rec)
+        self._version += 1
 
     # -- SQLite ----------------------------------------------------------------------------
     def _open_db(self) -> list[bytes]:
         self._db_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(f"sqlite:///{self._db_path}")
         event.listen(engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(engine, tables=[OfferRow.__table__])  # type: ignore[list-item]
+        SQLModel.metadata.create_all(engine, tables=[OfferRow.__table__])  # type: ignore[attr-defined]
         self._engine = engine
         self._upsert = _upsert_statement()
         with engine.connect() as conn:
             return [row[0] for row in conn.execute(select(OfferRow.signed_offer))]  # type: ignore[call-overload]
 
-    def _commit(self, batch: list[tuple[OfferRecord | None, bytes]]) -> None:
+    def _commit(self, changes: dict[bytes, OfferRecord | None]) -> None:
+        """Write each machine's final state (None: delete) in one transaction."""
         assert self._engine is not None
         table = OfferRow.__table__  # type: ignore[attr-defined]
-        # Later entries for the same machine win: collapse the batch in order, but a row deleted
-        # (expired) earlier in the batch is deleted before its newer upsert is written.
-        latest: dict[bytes, OfferRecord | None] = {}
-        deleted: set[bytes] = set()
-        for rec, key in batch:
-            latest[key] = rec
-            if rec is None:
-                deleted.add(key)
+        deletes = sorted(k for k, rec in changes.items() if rec is None)
         upserts = [
             {
                 "machine_id": rec.machine_id,
@@ -299,10 +358,9 @@ class OfferStore:
                 "timestamp_ms": rec.timestamp_ms,
                 "signed_offer": rec.signed_offer,
             }
-            for rec in latest.values()
+            for rec in changes.values()
             if rec is not None
         ]
-        deletes = sorted(deleted)
         with self._engine.begin() as conn:
             for start in range(0, len(deletes), 500):  # stay under SQLite's variable limit
                 chunk = deletes[start : start + 500]
@@ -326,6 +384,24 @@ def _upsert_statement() -> Any:
         # Never let a late batch replace a newer row.
         where=table.c.sequence < stmt.excluded.sequence,
     )
+
+
+def _refusal(held: OfferRecord | None, sequence: int) -> None:
+    """Raise unless sequence is newer than held's."""
+    if held is None or sequence > held.sequence:
+        return
+    if sequence == held.sequence:
+        raise DuplicateSequence(f"sequence {sequence} is already held")
+    raise StaleSequence(f"sequence {sequence} is older than held {held.sequence}")
+
+
+def _settle(done: asyncio.Future[None] | None, error: Exception | None) -> None:
+    if done is None or done.done():  # no waiter, or the caller went away (RPC cancelled)
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

@@ -24,20 +24,30 @@ from services.common import (
 from services.common.grpc_gen.gridlease.v1 import offer_pb2
 
 __all__ = [
+    "MAX_INT64",
     "MAX_PRICE",
     "Limits",
     "admit_offer",
     "check_fields",
     "check_timestamp",
+    "parse_price",
     "reject_unknown_fields",
 ]
 
 MAX_PRICE = 2**128 - 1  # the chain's Balance is a u128
+# The store keeps sequence and timestamp_ms in SQLite INTEGER columns (signed 64-bit): a uint64
+# above this must be refused here, or the commit fails after the offer was accepted.
+MAX_INT64 = 2**63 - 1
+# ASCII digits only (str.isdecimal also accepts other scripts' digits), no leading zeros, and at
+# most 39 digits, so int() never meets a 5,000-digit string.
 _PRICE = re.compile(r"0|[1-9][0-9]{0,38}")
 _ENDPOINT = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}")
 _CAPABILITY = re.compile(r"[0-9]{1,2}\.[0-9]{1,2}")
 _LABEL_KEY = re.compile(r"[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?")
 _MAX_LABELS = 32
+# Generous bounds for the host beside the GPUs (a million CPUs, 1 EiB), far inside int64.
+_MAX_HOST_MILLICORES = 10**9
+_MAX_HOST_MEMORY_MIB = 2**40
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,15 @@ def reject_unknown_fields(message: Message) -> None:
         raise UnknownFields(f"{type(message).__name__} carries fields unknown to this seed")
 
 
+def parse_price(text: str, what: str) -> int:
+    """A price as the protos carry it (decimal string, u128 range); MalformedMessage otherwise."""
+    if not _PRICE.fullmatch(text) or int(text) > MAX_PRICE:
+        raise MalformedMessage(f"{what} must be a decimal u128 without leading zeros")
+    return int(text)
+
+
 def check_fields(offer: offer_pb2.Offer) -> None:
-    """Field-by-field sanity of a decoded offer."""
+    """Field-by-field sanity of a decoded offer: every string's form and every number's range."""
     if len(offer.machine_id) != 32:
         raise MalformedMessage("machine_id must be 32 bytes")
     try:
@@ -74,10 +91,12 @@ def check_fields(offer: offer_pb2.Offer) -> None:
         raise MalformedMessage("gpu.memory_mib must be 1 to 16 Mi")
     if gpu.compute_capability and not _CAPABILITY.fullmatch(gpu.compute_capability):
         raise MalformedMessage("gpu.compute_capability must look like 9.0")
-    if not _PRICE.fullmatch(offer.price_per_gpu_per_block) or (
-        int(offer.price_per_gpu_per_block) > MAX_PRICE
+    parse_price(offer.price_per_gpu_per_block, "price_per_gpu_per_block")
+    if offer.HasField("host") and not (
+        1 <= offer.host.cpu_millicores <= _MAX_HOST_MILLICORES
+        and 1 <= offer.host.memory_mib <= _MAX_HOST_MEMORY_MIB
     ):
-        raise MalformedMessage("price_per_gpu_per_block must be a decimal u128")
+        raise MalformedMessage("host must have 1 to 10^9 cpu_millicores and 1 to 2^40 memory_mib")
     if len(offer.region) > 64:
         raise MalformedMessage("region must be at most 64 characters")
     if len(offer.labels) > _MAX_LABELS:
@@ -85,8 +104,10 @@ def check_fields(offer: offer_pb2.Offer) -> None:
     for key, value in offer.labels.items():
         if not _LABEL_KEY.fullmatch(key) or len(value) > 255:
             raise MalformedMessage(f"bad label {key[:64]!r}")
-    if offer.sequence == 0:
-        raise MalformedMessage("sequence must start at 1")
+    if not 1 <= offer.sequence <= MAX_INT64:
+        raise MalformedMessage("sequence must be 1 to 2^63-1")
+    if not 1 <= offer.timestamp_ms <= MAX_INT64:
+        raise MalformedMessage("timestamp_ms must be 1 to 2^63-1")
 
 
 def check_timestamp(offer: offer_pb2.Offer, limits: Limits, now_ms: int) -> None:

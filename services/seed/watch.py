@@ -1,7 +1,9 @@
 """Fan-out of store changes to WatchOffers streams, one bounded queue per watcher.
 
 A watcher that falls too far behind is cut off (its stream ends with RESOURCE_EXHAUSTED) rather
-than letting its queue grow without bound; it can reconnect with include_existing.
+than letting its queue grow without bound; it can reconnect with include_existing. A watcher
+that asked for heartbeats gets one after every heartbeat_s without a change, so it can tell a
+quiet seed from a frozen one.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from collections.abc import AsyncIterator
 
 from services.seed.store import OfferFilterSpec, OfferRecord, OfferStore
 
-__all__ = ["WatcherOverflow", "watch"]
+__all__ = ["HEARTBEAT", "WatcherOverflow", "watch"]
 
 _QUEUE_SIZE = 10_000
+HEARTBEAT = "heartbeat"
 
 
 class WatcherOverflow(Exception):
@@ -21,10 +24,15 @@ class WatcherOverflow(Exception):
 
 
 async def watch(
-    store: OfferStore, spec: OfferFilterSpec, *, include_existing: bool
-) -> AsyncIterator[tuple[str, OfferRecord]]:
+    store: OfferStore,
+    spec: OfferFilterSpec,
+    *,
+    include_existing: bool,
+    heartbeat_s: float | None = None,
+) -> AsyncIterator[tuple[str, OfferRecord | None]]:
     """Yield ("stored"|"expired", record) for matching changes, optionally preceded by every
-    matching record already held (as "stored")."""
+    matching record already held (as "stored"); with heartbeat_s, (HEARTBEAT, None) after every
+    heartbeat_s seconds without a change."""
     queue: asyncio.Queue[tuple[str, OfferRecord] | None] = asyncio.Queue(_QUEUE_SIZE)
     overflowed = False
 
@@ -42,15 +50,26 @@ async def watch(
     # Subscribe before the snapshot so nothing stored meanwhile is missed (it may come twice;
     # consumers keep the highest sequence per machine anyway).
     unsubscribe = store.subscribe(listener)
+    # One get() stays pending across heartbeats: cancelling a get on each timeout could race
+    # with an item arriving at that moment.
+    getter: asyncio.Task[tuple[str, OfferRecord] | None] | None = None
     try:
         if include_existing:
             for rec in store.scan():
                 if spec.matches(rec):
                     yield "stored", rec
         while True:
-            item = await queue.get()
+            if getter is None:
+                getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter}, timeout=heartbeat_s)
+            if not done:
+                yield HEARTBEAT, None
+                continue
+            item, getter = getter.result(), None
             if item is None:
                 raise WatcherOverflow("watcher fell behind by more than the queue holds")
             yield item
     finally:
         unsubscribe()
+        if getter is not None:
+            getter.cancel()

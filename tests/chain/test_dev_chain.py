@@ -14,11 +14,12 @@ from collections.abc import Iterator
 import pytest
 from substrateinterface import Keypair
 
+from services.common import SS58_FORMAT, TOKEN_UNIT
 from services.common._chain import ChainClient, ExtrinsicFailed
 from tests.utils.devchain import DevChain
 
 PRICE = 1_000_000  # per GPU per block
-UNIT = 10**12
+UNIT = TOKEN_UNIT
 GPUS = 2
 DURATION = 100
 
@@ -31,7 +32,7 @@ def chain(dev_chain: DevChain) -> Iterator[ChainClient]:
 
 
 def kp(name: str) -> Keypair:
-    return Keypair.create_from_uri(f"//{name}", ss58_format=42)
+    return Keypair.create_from_uri(f"//{name}", ss58_format=SS58_FORMAT)
 
 
 def test_lease_lifecycle_moves_money_to_the_unit(chain: ChainClient) -> None:
@@ -43,7 +44,7 @@ def test_lease_lifecycle_moves_money_to_the_unit(chain: ChainClient) -> None:
     provider_free0 = chain.free_balance(provider.ss58_address)
     r = chain.gpu_rental(
         provider, "register_machine", machine_id="0x" + machine_id.hex(),
-        operator=operator.ss58_address, gpu_model="NVIDIA H100 80GB HBM3".encode().hex(),
+        operator=operator.ss58_address, gpu_model=b"NVIDIA H100 80GB HBM3".hex(),
         gpu_count=8, memory_mib=81559, price_per_gpu_block=PRICE,
     )
     bond = 8 * chain.constant("MinBondPerGpu")

@@ -9,6 +9,7 @@ import pytest
 
 from services.common import (
     BadSignature,
+    MachineResources,
     MalformedMessage,
     UnknownFields,
     build_offer,
@@ -78,3 +79,12 @@ def test_open_signed_offer_refuses_non_canonical_bytes() -> None:
 def test_open_signed_offer_refuses_garbage() -> None:
     with pytest.raises(MalformedMessage):
         open_signed_offer(offer_pb2.SignedOffer(offer=b"\xff\xff\xff", signature=b"\x00" * 64))
+
+
+def test_offer_states_the_host_resources_leases_share() -> None:
+    fields = {**VECTOR["fields"], "host": MachineResources(cpu_millicores=2000, memory_mib=23552)}
+    key = keypair_from_secret(VECTOR["machine_seed"])
+    opened = open_signed_offer(sign_offer(build_offer(key, **fields), key))
+    assert (opened.host.cpu_millicores, opened.host.memory_mib) == (2000, 23552)
+    # Left out, the offer's bytes are those of the shared vector: older offers stay valid.
+    assert not _vector_offer().HasField("host")

@@ -56,6 +56,9 @@ def api_settings(**overrides: Any) -> Settings:
         "node_timeout_s": 1.0,
         "offers_retry_s": 0.2,
         "chain_writers": 2,
+        # One test client signs up and funds many customers per module from one address;
+        # tests/customer_api/api/test_rate_limits.py turns the limits on.
+        "rate_limits_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

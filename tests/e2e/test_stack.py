@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common import TOKEN_UNIT
 from services.common._chain import ChainClient
 from services.customer_cli.cli import wait_until_running
 from services.customer_cli.client import ApiClient
@@ -26,7 +27,7 @@ from services.devstack.processes import wait_until
 from services.devstack.stack import Ports, Stack
 from tests.utils.ports import free_ports
 
-UNIT = 10**12
+UNIT = TOKEN_UNIT
 
 
 @pytest.fixture(scope="module")

@@ -106,3 +106,20 @@ def test_admit_refuses_running_lease_at_its_end() -> None:
     assert refusal(request(), lease=running, block=160) == (
         grpc.StatusCode.FAILED_PRECONDITION, "lease_not_accepting",
     )  # fmt: skip
+
+
+def test_admit_refuses_lease_holding_a_gpu_slot_this_machine_lacks() -> None:
+    # Registered with 8 GPUs, restarted seeing 7: an 8-GPU lease the chain still accepted
+    # (slots 0..7) can never run here; so is a 1-GPU lease on the missing slot 7.
+    eight = dataclasses.replace(LEASE, gpus=8, gpu_mask=0xFF)
+    on_seven = dataclasses.replace(LEASE, gpu_mask=1 << 7)
+    seven_present = 0x7F
+    for lease in (eight, on_seven):
+        with pytest.raises(GridleaseError) as err:
+            admit(request(), lambda i, lease=lease: (lease, 60), MACHINE, WINDOW, seven_present)
+        assert (err.value.code, err.value.reason) == (
+            grpc.StatusCode.FAILED_PRECONDITION, "gpus_missing",
+        )  # fmt: skip
+        assert "GPU slots [7]" in str(err.value)
+    # A lease on slots the machine has is admitted.
+    admit(request(), lambda i: (LEASE, 60), MACHINE, WINDOW, seven_present)

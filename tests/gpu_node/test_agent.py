@@ -77,6 +77,7 @@ def node(
         "GRIDLEASE_NODE_RECONCILE_INTERVAL_S": "1",
         "GRIDLEASE_NODE_HEARTBEAT_CHECK_S": "1",
         "GRIDLEASE_NODE_REGION": "test-1",
+        "GRIDLEASE_NODE_ANNOUNCE_INTERVAL_S": "1",
     }
     process = NodeProcess(data_dir, free_port(), free_port(), env).start()
     yield process
@@ -90,6 +91,10 @@ def node(
 def node_machine_id(node: NodeProcess) -> bytes:
     keypair = keypair_from_secret((node.data_dir / "machine.key").read_text())
     return machine_id_for(bytes(keypair.public_key))
+
+
+def _status(node: NodeProcess, lease_id: int) -> node_pb2.GetLeaseStatusResponse:
+    return node.stub().GetLeaseStatus(node_pb2.GetLeaseStatusRequest(lease_id=lease_id))
 
 
 def _refusal(node: NodeProcess, request: node_pb2.SubmitWorkloadRequest) -> tuple[str, str]:
@@ -163,7 +168,9 @@ def test_submit_workload_refusals(node: NodeProcess, chain: ChainClient) -> None
     # Past the start window the node cancels the never-started lease to free its GPUs (the
     # refusal of a spec for such a lease is in test_admission.py: here the node is too quick).
     before = chain.block_number()
-    chain.dev_new_blocks(int(chain.constant("StartWindow")) + 1)
+    # In batches: one RPC building 21 blocks can outlast the client's per-call deadline.
+    for _ in range(int(chain.constant("StartWindow")) + 1):
+        chain.dev_new_blocks(1)
     wait_for(lambda: chain.lease(lease_id) is None, what="the node to cancel the stale lease")
     assert count_events(chain, "LeaseEnded", lease_id, before) == 1
     # Those blocks made a heartbeat due, and the node sent one.
@@ -172,6 +179,22 @@ def test_submit_workload_refusals(node: NodeProcess, chain: ChainClient) -> None
         what="a heartbeat after the idle blocks",
     )
     chain.gpu_rental(bob, "cancel_lease", lease_id=foreign)
+
+
+@pytest.mark.parametrize("method", ["SubmitWorkload", "GetLeaseStatus"])
+def test_undecodable_request_is_invalid_argument(node: NodeProcess, method: str) -> None:
+    # The agent's server carries the same guard as the seeds' (common new_server): bytes that
+    # do not decode are the caller's fault, answered INVALID_ARGUMENT, never UNKNOWN.
+    call = node.channel().unary_unary(
+        f"/gridlease.v1.NodeService/{method}",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        call(b"\xff" * 16, timeout=30)
+    rpc: Any = err.value
+    reason = dict(rpc.trailing_metadata() or ()).get(REASON_KEY, "")
+    assert (rpc.code().name, reason) == ("INVALID_ARGUMENT", "malformed")
 
 
 def test_lease_runs_survives_kill_and_is_removed_on_terminate(
@@ -212,14 +235,52 @@ def test_lease_runs_survives_kill_and_is_removed_on_terminate(
     assert count_events(chain, "LeaseStarted", lease_id, created_block) == 1
     assert _lease_ids(machine_id) == [lease_id]
     assert node.metric("gridlease_node_reconcile_errors_total") == 0
+    ssh_port = _status(node, lease_id).ssh_port
+    assert ssh_port == status.ssh_port  # the node's restart moved nothing
+
+    # The workload itself dies: the node brings it back, on the SSH port the customer has.
+    [before] = [c["Id"] for c in _containers(machine_id)]
+    PodmanCli().run_checked(["kill", before])
+
+    def recreated() -> bool:
+        now = [c for c in _containers(machine_id) if c["Id"] != before]
+        return bool(now) and _status(node, lease_id).status == node_pb2.WORKLOAD_STATUS_RUNNING
+
+    wait_for(recreated, what="the node to re-create the killed workload")
+    again = _status(node, lease_id)
+    assert (again.host, again.ssh_port) == ("127.0.0.1", ssh_port)
+    assert [(p.container_port, p.host_port) for p in again.ports] == [
+        (p.container_port, p.host_port) for p in status.ports
+    ]
 
     chain.gpu_rental(bob, "terminate_lease", lease_id=lease_id)
     wait_for(lambda: _lease_ids(machine_id) == [], what="the node to remove the workload")
     wait_for(
-        lambda: node.stub()
-        .GetLeaseStatus(node_pb2.GetLeaseStatusRequest(lease_id=lease_id))
-        .status
-        == node_pb2.WORKLOAD_STATUS_TERMINATED,
+        lambda: (
+            node.stub().GetLeaseStatus(node_pb2.GetLeaseStatusRequest(lease_id=lease_id)).status
+            == node_pb2.WORKLOAD_STATUS_TERMINATED
+        ),
         what="the lease to read as terminated",
     )
     assert count_events(chain, "LeaseStarted", lease_id, created_block) == 1
+
+
+def test_offer_follows_set_price_on_chain(
+    node: NodeProcess, chain: ChainClient, seed: SeedProcess
+) -> None:
+    # The provider changes the price while the node runs: the next announcement says the
+    # chain's price, not the one seen at start-up.
+    machine_id = node_machine_id(node)
+    machine = chain.machine(machine_id)
+    assert machine is not None
+    new_price = machine.price_per_gpu_block * 3 + 7
+    chain.gpu_rental(
+        dev_key("Alice"), "set_price", machine_id="0x" + machine_id.hex(),
+        price_per_gpu_block=new_price,
+    )  # fmt: skip
+
+    def announced() -> bool:
+        entry = seed.get(machine_id)
+        return entry is not None and entry.offer.price_per_gpu_per_block == str(new_price)
+
+    wait_for(announced, timeout_s=60, what="the offer to carry the new price")

@@ -10,9 +10,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from services.common import new_registry, spec_hash
-from services.common._chain import ChainLease, ExtrinsicFailed
+from services.common._chain import ChainLease, ChainMachine, ExtrinsicFailed
 from services.gpu_node.agent_metrics import AgentMetrics
-from services.gpu_node.hardware.model import GpuDevice, Inventory
 from services.gpu_node.reconcile.executor import Executor
 from services.gpu_node.reconcile.plan import (
     ApplyWorkload,
@@ -22,11 +21,12 @@ from services.gpu_node.reconcile.plan import (
     DeleteWorkload,
     ForgetSpec,
     StartLease,
+    UpdateGpus,
 )
 from services.gpu_node.runtime.base import LeaseWorkload, WorkloadPhase, WorkloadStatus
 from services.gpu_node.store import NodeStore
 
-from .utils import SAMPLE_SSH_KEY
+from .utils import SAMPLE_SSH_KEY, make_desired, make_gpu_set
 
 SPEC = {"version": 1, "image": "localhost/gridlease-sshd:1", "ssh_public_key": SAMPLE_SSH_KEY}
 
@@ -51,10 +51,13 @@ class Runtime:
 
 
 class Chain:
-    def __init__(self, state: str | None, error: str | None = None) -> None:
+    def __init__(
+        self, state: str | None, error: str | None = None, gpus_present: int = 0b1111
+    ) -> None:
         self.state = state
         self.error = error
         self.calls: list[str] = []
+        self.gpus_present = gpus_present
 
     def lease(self, lease_id: int) -> ChainLease | None:
         if self.state is None:
@@ -77,13 +80,14 @@ class Chain:
     def cancel_lease(self, lease_id: int) -> None:
         self._call("cancel_lease")
 
+    def machine(self) -> ChainMachine | None:
+        return ChainMachine(b"\0" * 32, "5Owner", "5Op", "H100", self.gpus_present.bit_count(),
+                            81559, 1, 0, True, 0, 0, self.gpus_present)  # fmt: skip
 
-def _inventory() -> Inventory:
-    gpus = tuple(
-        GpuDevice(i, f"GPU-{i}", "H100", 1 << 30, "0", "9.0", False, None, None, None, None, None)
-        for i in range(4)
-    )
-    return Inventory("1", "1", gpus, simulated=True)
+    def update_gpus(self, gpus_present: int) -> int:
+        self._call(f"update_gpus {gpus_present:#x}")
+        self.gpus_present = gpus_present
+        return 7
 
 
 @pytest.fixture
@@ -92,7 +96,8 @@ def store(tmp_path: Path) -> NodeStore:
 
 
 def _executor(chain: Chain, store: NodeStore, runtime: Runtime | None = None) -> Executor:
-    return Executor(runtime or Runtime(), chain, store, _inventory, current_block=lambda: 77)
+    desired = make_desired(store, make_gpu_set(store))
+    return Executor(runtime or Runtime(), chain, store, desired, current_block=lambda: 77)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +158,8 @@ def test_execute_failures_do_not_stop_later_actions_and_are_counted(store: NodeS
     registry = new_registry()
     metrics = AgentMetrics(registry)
     runtime = Runtime()
-    executor = Executor(runtime, Chain("Running"), store, _inventory, metrics, lambda: 77)
+    desired = make_desired(store, make_gpu_set(store))
+    executor = Executor(runtime, Chain("Running"), store, desired, metrics, lambda: 77)
     outcomes = executor.run(
         [
             ApplyWorkload(5, (9,), restart=False),  # GPU 9 is not on this machine
@@ -169,3 +175,63 @@ def test_execute_failures_do_not_stop_later_actions_and_are_counted(store: NodeS
     text = generate_latest(registry).decode()
     assert "gridlease_node_earnings_claimed_total 950.0" in text
     assert 'gridlease_node_reconcile_errors_total{what="ApplyWorkload"} 1.0' in text
+
+
+@pytest.mark.parametrize(
+    ("on_chain", "calls", "result"),
+    [(0xFF, ["update_gpus 0xf7"], "done"), (0xF7, [], "skipped")],
+)
+def test_execute_update_gpus_only_when_chain_differs(
+    on_chain: int, calls: list[str], result: str, store: NodeStore
+) -> None:
+    chain = Chain("Running", gpus_present=on_chain)
+    [outcome] = _executor(chain, store).run([UpdateGpus(0xF7)])
+    assert (chain.calls, outcome.result) == (calls, result)
+
+
+def test_execute_apply_places_lease_on_its_slots_share_and_ports(store: NodeStore) -> None:
+    # A 1-GPU lease of a 4-GPU machine (8 CPUs, 32 GiB) asking 1 TiB and 2,000 CPUs gets 2 CPUs
+    # and 8 GiB; a spec asking less than its share gets what it asks.
+    greedy = {**SPEC, "cpu_millicores": 1_000_000, "memory_mib": 1024 * 1024, "ports": [8080]}
+    modest = {**SPEC, "cpu_millicores": 500, "memory_mib": 256}
+    store.accept(5, greedy, spec_hash(greedy), "5C", 1)
+    store.accept(6, modest, spec_hash(modest), "5C", 1)
+    runtime = Runtime()
+    executor = _executor(Chain("Pending"), store, runtime)
+    executor.run([ApplyWorkload(5, (2,), restart=False), ApplyWorkload(6, (0, 1), restart=False)])
+    greedy_w, modest_w = runtime.applied
+    assert (greedy_w.gpu_indices, greedy_w.gpu_uuids) == ((2,), ("GPU-2",))
+    assert (greedy_w.cpu_millicores, greedy_w.memory_mib) == (2000, 8192)
+    assert (modest_w.cpu_millicores, modest_w.memory_mib) == (500, 256)
+    # Ports come from the store's allocation and are the same when the workload is re-created.
+    assert set(greedy_w.host_ports) == {2222, 8080}
+    executor.run([ApplyWorkload(5, (2,), restart=True)])
+    assert runtime.applied[-1].host_ports == greedy_w.host_ports
+    assert set(greedy_w.host_ports.values()).isdisjoint(modest_w.host_ports.values())
+
+
+def test_execute_apply_refuses_slot_not_usable_here(store: NodeStore) -> None:
+    store.accept(5, SPEC, spec_hash(SPEC), "5C", 1)
+    runtime = Runtime()
+    [outcome] = _executor(Chain("Pending"), store, runtime).run(
+        [ApplyWorkload(5, (3, 7), restart=False)]
+    )
+    assert outcome.result == "failed"
+    assert "holds GPU slots [3, 7], usable here: [0, 1, 2, 3]" in outcome.detail
+    assert runtime.applied == []
+
+
+def test_execute_earnings_counted_exactly_in_smallest_units(store: NodeStore) -> None:
+    registry = new_registry()
+    metrics = AgentMetrics(registry)
+    big = 2**53 + 1  # a float cannot hold it: 9,007 tokens of 10**12 units and one unit
+
+    class BigChain(Chain):
+        def claim_payment(self, lease_id: int) -> int:
+            return big
+
+    desired = make_desired(store, make_gpu_set(store))
+    executor = Executor(Runtime(), BigChain("Running"), store, desired, metrics)
+    executor.run([ClaimPayment(1, final=False), ClaimPayment(2, final=False)])
+    assert metrics.earnings.value == 2 * big
+    assert isinstance(metrics.earnings.value, int)

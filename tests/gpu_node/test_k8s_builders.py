@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
+from services.common import lease_share
 from services.gpu_node import labels
+from services.gpu_node.desired import bound_to_share
 from services.gpu_node.runtime.kubernetes.builders import (
     BuildConfig,
     build_deployment,
@@ -21,7 +23,7 @@ from services.gpu_node.runtime.kubernetes.builders import (
 )
 from services.gpu_node.runtime.kubernetes.builders.common import cpu_quantity, memory_quantity
 
-from .utils import SAMPLE_SSH_KEY, make_workload
+from .utils import HOST, SAMPLE_SSH_KEY, make_workload
 
 CONFIG = BuildConfig()
 
@@ -200,3 +202,41 @@ def test_cpu_quantity_is_canonical(millicores: int, expected: str) -> None:
 @pytest.mark.parametrize(("mib", "expected"), [(1024, "1Gi"), (1536, "1536Mi"), (65536, "64Gi")])
 def test_memory_quantity_is_canonical(mib: int, expected: str) -> None:
     assert memory_quantity(mib) == expected
+
+
+def test_build_service_node_ports_are_the_lease_allocated_ports() -> None:
+    # Stable across re-creation of the Service (a restarted lease keeps its SSH port).
+    w = make_workload(ports=(8080,), host_ports={2222: 30022, 8080: 30080})
+    ports = as_dict(build_service(w))["spec"]["ports"]
+    assert [(p["name"], p["nodePort"]) for p in ports] == [("ssh", 30022), ("p8080", 30080)]
+    again = as_dict(build_service(w))["spec"]["ports"]
+    assert again == ports
+
+
+def test_build_deployment_node_env_wins_over_spec_env() -> None:
+    spec = pod_spec(
+        lease_id=9,
+        env={"GRIDLEASE_LEASE_ID": "1", "gridlease_ssh_authorized_key_file": "/x",
+             "NVIDIA_VISIBLE_DEVICES": "all", "MODEL": "llama"},
+    )  # fmt: skip
+    env = spec["containers"][0]["env"]
+    pairs = [(e["name"], e["value"]) for e in env]
+    assert pairs == [
+        ("MODEL", "llama"),
+        ("GRIDLEASE_LEASE_ID", "9"),
+        ("GRIDLEASE_SSH_AUTHORIZED_KEY_FILE", "/etc/gridlease/ssh/authorized_key"),
+    ]
+
+
+def test_build_deployment_and_quota_carry_the_lease_share() -> None:
+    # The desired workload is bounded before any builder sees it (desired.py); a 1-GPU lease of
+    # a 4-GPU machine with 8 CPUs and 32 GiB asking 1 TiB and 1,000 CPUs is built with 2 CPUs
+    # and 8 GiB in the Deployment and the ResourceQuota alike.
+    share = lease_share(HOST, 1, 4)
+    w = bound_to_share(make_workload(cpu_millicores=1_000_000, memory_mib=1024 * 1024), share)
+    limits = as_dict(build_deployment(w, CONFIG))["spec"]["template"]["spec"]["containers"][0][
+        "resources"
+    ]["limits"]
+    assert (limits["cpu"], limits["memory"]) == ("2", "8Gi")
+    hard = as_dict(build_resource_quota(w, CONFIG))["spec"]["hard"]
+    assert (hard["limits.cpu"], hard["limits.memory"]) == ("2", "8Gi")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.gpu_node.gpus import build_gpu_set
 from services.gpu_node.hardware import NvmlUnavailable, SimSpec, read_inventory
 from services.gpu_node.hardware.model import Inventory
 from services.gpu_node.metrics import GpuCollector, leases_by_gpu
 from services.gpu_node.runtime.base import WorkloadPhase, WorkloadStatus
+from services.gpu_node.store import NodeStore
 
 Sample = tuple[dict[str, str], float]
 
@@ -74,3 +77,25 @@ def test_collect_reports_inventory_down_when_nvml_fails() -> None:
 
     samples = scrape(GpuCollector(broken, dict, hostname="node-c"))
     assert samples == {"gridlease_gpu_inventory_up": [({}, 0.0)]}
+
+
+def test_collect_lost_gpu_keeps_the_others_and_marks_it(
+    simulate: Callable[[SimSpec], None], tmp_path: Path
+) -> None:
+    # 8 GPUs, GPU 3 answers GPU_IS_LOST: the 7 others keep every reading, and
+    # gridlease_gpu_offered says which board is not offered and why.
+    store = NodeStore(tmp_path / "node.db")
+    simulate(SimSpec.parse("h100:8"))
+    build_gpu_set(read_inventory(), store, "NVIDIA H100 80GB HBM3")
+    simulate(SimSpec.parse("h100:8", faults="lost=3"))
+    gpus = build_gpu_set(read_inventory(), store, "NVIDIA H100 80GB HBM3")
+    samples = scrape(GpuCollector(read_inventory, dict, hostname="node-d", gpu_set=lambda: gpus))
+
+    assert samples["gridlease_gpu_inventory_up"] == [({}, 1.0)]
+    for name in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP"):
+        assert sorted(int(labels["gpu"]) for labels, _ in samples[name]) == [0, 1, 2, 4, 5, 6, 7]
+    offered = {(s[0]["gpu"], s[0]["slot"], s[0]["reason"]): s[1] for s in samples[
+        "gridlease_gpu_offered"]}  # fmt: skip
+    assert offered[("3", "3", "lost")] == 0.0
+    assert sum(offered.values()) == 7.0
+    assert all(value == 1.0 for (gpu, _, reason), value in offered.items() if gpu != "3")

@@ -170,3 +170,85 @@ def test_open_inventory_simulated_returns_reader(simulate: Simulate) -> None:
     simulate(SimSpec.parse("h100:2"))
     read = open_inventory(SimSpec.parse("h100:2"))
     assert len(read().gpus) == 2
+
+
+# -- hardware faults the stand-in injects (issue 14, items 8-10) --------------------------------
+
+
+def test_read_inventory_lost_gpu_3_of_8_keeps_the_other_seven(simulate: Simulate) -> None:
+    simulate(SimSpec.parse("h100:8"))
+    healthy = {g.index: g.uuid for g in read_inventory().gpus}
+    simulate(SimSpec.parse("h100:8", faults="lost=3"))
+    inventory = read_inventory()
+    assert [g.index for g in inventory.gpus] == [0, 1, 2, 4, 5, 6, 7]
+    assert {g.index: g.uuid for g in inventory.gpus} == {
+        i: u for i, u in healthy.items() if i != 3
+    }
+    [failed] = inventory.failed
+    assert failed.index == 3
+    assert "GPU is lost" in failed.error
+
+
+def test_read_inventory_absent_gpu_shifts_indexes_not_uuids(simulate: Simulate) -> None:
+    simulate(SimSpec.parse("h100:8"))
+    before = [(g.uuid, g.pci_bus_id) for g in read_inventory().gpus]
+    simulate(SimSpec.parse("h100:8", faults="absent=3"))
+    after = read_inventory()
+    # NVML numbers boards by bus order: boards 4..7 are now indexes 3..6, same UUID and bus.
+    assert [g.index for g in after.gpus] == list(range(7))
+    assert [(g.uuid, g.pci_bus_id) for g in after.gpus] == before[:3] + before[4:]
+    assert after.failed == ()
+
+
+def test_read_inventory_reports_mig_mode_per_board(simulate: Simulate) -> None:
+    simulate(SimSpec.parse("a100:2,t4:1", faults="mig=1"))
+    gpus = read_inventory().gpus
+    assert [(g.name, g.mig_enabled) for g in gpus] == [
+        ("NVIDIA A100-SXM4-80GB", False),
+        ("NVIDIA A100-SXM4-80GB", True),
+        ("Tesla T4", None),  # no MIG on a T4: NOT_SUPPORTED
+    ]
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        ("lost=8", "only 8 simulated GPUs"),
+        ("mig=7", "has no MIG mode"),  # position 7 is the T4
+        ("broken=1", "bad simulated fault"),
+        ("lost=1;lost=2", "given twice"),
+        ("lost=", "bad simulated fault"),
+    ],
+)
+def test_sim_spec_parse_rejects_bad_fault(faults: str, message: str) -> None:
+    with pytest.raises(SimulationError, match=message):
+        SimSpec.parse("h100:7,t4:1", faults=faults)
+
+
+def test_stand_in_refuses_mig_on_board_without_mig() -> None:
+    # The C library checks its own configuration too (a test may set the variables directly).
+    code = (
+        "from services.gpu_node.hardware import *\n"
+        "enable_simulation(SimSpec.parse('t4:1'))\n"
+        "import os; os.environ['GRIDLEASE_SIM_MIG'] = '0'\n"
+        "try:\n"
+        "    read_inventory()\n"
+        "except NvmlError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    proc = run_python(["-c", code])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("refused: nvmlInit failed")
+
+
+def test_inventory_cli_simulated_faults_prints_failed_gpu() -> None:
+    proc = run_python(
+        [
+            "-m", "services.gpu_node", "inventory",
+            "--simulate-gpus", "h100:8", "--simulate-gpu-faults", "lost=3",
+        ]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert len(out["gpus"]) == 7
+    assert [f["index"] for f in out["failed"]] == [3]

@@ -18,7 +18,9 @@ from services.gpu_node.reconcile.plan import (
     LeaseFacts,
     SpecFacts,
     StartLease,
+    UpdateGpus,
     View,
+    gpu_target,
     plan,
 )
 from services.gpu_node.runtime.base import WorkloadPhase
@@ -60,7 +62,9 @@ def view(
     *,
     block: int = BLOCK,
     claim_every: int = 0,
+    gpus: tuple[int | None, int | None, int | None] = (None, None, None),
 ) -> View:
+    """`gpus`: usable now, usable at the read before, gpus_present on chain (bit masks)."""
     return View(
         block=block,
         leases={item.lease_id: item for item in leases},
@@ -68,6 +72,9 @@ def view(
         workloads=workloads or {},
         start_window=WINDOW,
         claim_every=claim_every,
+        gpus_usable=gpus[0],
+        gpus_usable_before=gpus[1],
+        gpus_on_chain=gpus[2],
     )
 
 
@@ -261,3 +268,44 @@ def test_plan_converges_in_at_most_three_rounds(
     assert starts <= 1
     if 7 not in v.leases:
         assert 7 not in v.workloads
+
+
+# -- GPUs (issue 14, item 9) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("usable", "before", "on_chain", "expected"),
+    [
+        (0x7F, 0x7F, 0xFF, [UpdateGpus(0x7F)]),  # restarted with 7 of 8: shrink
+        (0x7F, None, 0xFF, [UpdateGpus(0x7F)]),  # first read after start counts as two
+        (0xF7, 0xFF, 0xFF, []),  # GPU 3 unreadable once: not yet
+        (0xF7, 0xF7, 0xFF, [UpdateGpus(0xF7)]),  # twice: off the chain
+        (0xFF, 0xF7, 0xF7, []),  # readable once again: not yet
+        (0xFF, 0xFF, 0xF7, [UpdateGpus(0xFF)]),  # twice: back (the chain tops up the bond)
+        (0xFF, 0xFF, 0xFF, []),
+        (0, 0, 0xFF, []),  # nothing usable: the chain refuses an empty set; wait
+    ],
+)
+def test_plan_gpu_set_follows_two_agreeing_reads(
+    usable: int, before: int | None, on_chain: int, expected: list[UpdateGpus]
+) -> None:
+    assert plan(view(gpus=(usable, before, on_chain))) == expected
+
+
+def test_gpu_target_changes_only_slots_both_reads_agree_on() -> None:
+    # Slot 0 usable twice, slot 1 once (chain has it), slot 2 once (chain lacks it), slot 3 never.
+    assert gpu_target(0b0011, 0b0101, on_chain=0b1010) == 0b0011
+
+
+def test_plan_holds_back_lease_on_missing_gpu_until_chain_ends_it() -> None:
+    # Lease 7 holds slots 0 and 1; slot 1 is gone. No workload, no start; the chain's set
+    # shrinks first, which ends the lease there.
+    assert plan(view([lease()], {7: SPEC}, gpus=(0b01, 0b01, 0b11))) == [UpdateGpus(0b01)]
+    # A workload already running on it is left alone until then (no delete, no start).
+    held = view([lease()], {7: SPEC}, {7: WorkloadPhase.RUNNING}, gpus=(0b01, 0b01, 0b11))
+    assert plan(held) == [UpdateGpus(0b01)]
+    # A lease on the remaining slot runs as usual.
+    other = lease(8, gpu_indexes=(0,))
+    assert plan(view([other], {8: SPEC}, gpus=(0b01, 0b01, 0b01))) == [
+        ApplyWorkload(8, (0,), restart=False)
+    ]

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from services.common import spec_hash
 from services.gpu_node import labels
+from services.gpu_node.desired import DesiredWorkloads, tcp_port_free
 from services.gpu_node.runtime.base import WorkloadNotFound, WorkloadPhase, WorkloadStatus
 from services.gpu_node.runtime.images import SSHD_IMAGE, ensure_sshd_image
 from services.gpu_node.runtime.podman import GpuAttach, PodmanConfig, PodmanRuntime, run_args
 from services.gpu_node.runtime.podman_cli import PodmanCli
+from services.gpu_node.store import NodeStore
 
-from .utils import make_workload
+from .utils import HOST, make_gpu_set, make_workload
 
 SIMULATED = PodmanConfig(gpu_attach=GpuAttach.SIMULATED)
 # Lease ids far above what tests elsewhere use, so parallel work on this host does not collide.
@@ -59,11 +62,13 @@ def test_run_args_simulated_gpus_pass_uuids_not_devices() -> None:
     assert f"{labels.LEASE_ID}=42" in args
 
 
-def test_run_args_cdi_gpus_attach_devices() -> None:
-    args = run_args(PodmanConfig(gpu_attach=GpuAttach.CDI), make_workload(gpu_indices=(3, 5)))
+def test_run_args_cdi_gpus_attach_devices_by_uuid() -> None:
+    # Slots 3 and 5 are boards by UUID: NVML index 3 may be another board once one vanished.
+    w = make_workload(gpu_indices=(3, 5), gpu_uuids=("GPU-3333", "GPU-5555"))
+    args = run_args(PodmanConfig(gpu_attach=GpuAttach.CDI), w)
     assert [a for a in args if a.startswith("--device")] == [
-        "--device=nvidia.com/gpu=3",
-        "--device=nvidia.com/gpu=5",
+        "--device=nvidia.com/gpu=GPU-3333",
+        "--device=nvidia.com/gpu=GPU-5555",
     ]
     assert not [a for a in args if a.startswith("NVIDIA_VISIBLE_DEVICES")]
     assert f"{labels.SIMULATED_GPUS}=true" not in args
@@ -246,3 +251,116 @@ def test_list_finds_leases_by_label_and_delete_removes(
     with pytest.raises(WorkloadNotFound):
         runtime.status(LEASE_A)
     runtime.delete(LEASE_A)  # deleting an absent lease is not an error
+
+
+def test_run_args_publish_lease_host_ports() -> None:
+    w = make_workload(host_ports={2222: 41022, 8080: 41080})
+    args = run_args(SIMULATED, w)
+    published = [args[i + 1] for i, a in enumerate(args) if a == "--publish"]
+    # Allocated ports are pinned; a port without an allocation is left to podman.
+    assert published == ["127.0.0.1:41022:2222", "127.0.0.1:41080:8080", "127.0.0.1::8888"]
+
+
+def test_run_args_node_env_wins_over_spec_env() -> None:
+    w = make_workload(
+        lease_id=42,
+        env={"GRIDLEASE_LEASE_ID": "7", "Gridlease_SSH_Authorized_Key": "ssh-rsa AAAA evil",
+             "NVIDIA_VISIBLE_DEVICES": "all", "MODEL": "llama"},
+    )  # fmt: skip
+    args = run_args(SIMULATED, w)
+    env = [args[i + 1] for i, a in enumerate(args) if a == "--env"]
+    # The spec's reserved names (any case) are gone; the node's own are there once.
+    assert env == [
+        "MODEL=llama",
+        f"GRIDLEASE_LEASE_ID={w.lease_id}",
+        f"GRIDLEASE_SSH_AUTHORIZED_KEY={w.ssh_public_key}",
+        f"NVIDIA_VISIBLE_DEVICES={','.join(w.gpu_uuids)}",
+    ]
+
+
+LEASE_C = 990_003
+
+
+def test_killed_workload_comes_back_on_the_same_ssh_port_within_its_share(
+    runtime: PodmanRuntime, ssh_key: Path, tmp_path: Path
+) -> None:
+    # The node's own path: the store allocates the lease's ports once, the desired workload is
+    # bounded to the lease's share (1 GPU of 4 on an 8-CPU, 32 GiB host: 2 CPUs, 8 GiB, whatever
+    # the spec asks), podman runs it. Killed, it is re-created as the plan asks (restart=True):
+    # same SSH port, and the customer's key still logs in.
+    store = NodeStore(tmp_path / "node.db")
+    spec = {
+        "version": 1,
+        "image": SSHD_IMAGE,
+        "ssh_public_key": ssh_key.with_suffix(".pub").read_text().strip(),
+        "memory_mib": 1024 * 1024,
+        "cpu_millicores": 64_000,
+    }
+    store.accept(LEASE_C, spec, spec_hash(spec), "5C", 1)
+    desired = DesiredWorkloads(
+        store, lambda: gpus, HOST, (41000, 41999), tcp_port_free("127.0.0.1")
+    )
+    gpus = make_gpu_set(store)
+    runtime.delete(LEASE_C)
+    try:
+        workload = desired.build(LEASE_C, spec, (1,))
+        runtime.apply(workload)
+        first = wait_running(runtime, LEASE_C)
+        assert first.endpoints[2222] == f"127.0.0.1:{workload.host_ports[2222]}"
+        info = runtime.podman.run_json(["inspect", f"gridlease-lease-{LEASE_C}"])[0]
+        assert info["HostConfig"]["Memory"] == 8192 * 1024 * 1024
+        assert info["HostConfig"]["NanoCpus"] == 2 * 10**9
+
+        runtime.podman.run_checked(["kill", f"gridlease-lease-{LEASE_C}"])
+        assert runtime.status(LEASE_C).phase in {WorkloadPhase.FAILED, WorkloadPhase.STOPPED}
+        runtime.apply(desired.build(LEASE_C, spec, (1,)))
+        again = wait_running(runtime, LEASE_C)
+        assert again.endpoints[2222] == first.endpoints[2222]
+        proc = ssh(ssh_key, again.endpoints[2222], "echo $GRIDLEASE_LEASE_ID")
+        assert (proc.returncode, proc.stdout) == (0, f"{LEASE_C}\n"), proc.stderr
+    finally:
+        runtime.delete(LEASE_C)
+        store.close()
+
+
+def test_port_published_by_another_nodes_container_is_not_allocated_again(
+    runtime: PodmanRuntime, ssh_key: Path, tmp_path: Path
+) -> None:
+    # Rootful Podman publishes through firewall rules and holds no socket, so a bind probe says
+    # a published port is free. Two agents on one host (or a container left behind) once got
+    # the same host port, and the customer's SSH reached the other container or nowhere.
+    config = dataclasses.replace(SIMULATED, node="b" * 64, name_prefix="gridlease-test-b-lease-")
+    other = PodmanRuntime(config, runtime.podman)
+    spec = {
+        "version": 1,
+        "image": SSHD_IMAGE,
+        "ssh_public_key": ssh_key.with_suffix(".pub").read_text().strip(),
+    }
+    stores = [NodeStore(tmp_path / "a.db"), NodeStore(tmp_path / "b.db")]
+    for store in stores:
+        store.accept(LEASE_C, spec, spec_hash(spec), "5C", 1)
+    first = DesiredWorkloads(
+        stores[0], lambda: make_gpu_set(stores[0]), HOST, (41500, 41510),
+        tcp_port_free("127.0.0.1"), runtime.published_ports,
+    )  # fmt: skip
+    second = DesiredWorkloads(
+        stores[1], lambda: make_gpu_set(stores[1]), HOST, (41500, 41510),
+        tcp_port_free("127.0.0.1"), other.published_ports,
+    )  # fmt: skip
+    runtime.delete(LEASE_C)
+    other.delete(LEASE_C)
+    try:
+        runtime.apply(first.build(LEASE_C, spec, (1,)))
+        taken = int(wait_running(runtime, LEASE_C).endpoints[2222].rsplit(":", 1)[1])
+        assert taken in other.published_ports()
+        workload = second.build(LEASE_C, spec, (1,))
+        assert workload.host_ports[2222] != taken
+        other.apply(workload)
+        theirs = wait_running(other, LEASE_C)
+        proc = ssh(ssh_key, theirs.endpoints[2222], "echo $GRIDLEASE_LEASE_ID")
+        assert (proc.returncode, proc.stdout) == (0, f"{LEASE_C}\n"), proc.stderr
+    finally:
+        runtime.delete(LEASE_C)
+        other.delete(LEASE_C)
+        for store in stores:
+            store.close()

@@ -11,7 +11,7 @@ from services.common import MalformedMessage, spec_hash
 from services.gpu_node.hardware.model import GpuDevice, Inventory
 from services.gpu_node.runtime.base import WorkloadInvalid
 from services.gpu_node.spec import parse_spec, to_workload
-from services.gpu_node.store import NodeStore
+from services.gpu_node.store import NodeStore, PortsExhausted
 
 from .utils import SAMPLE_SSH_KEY
 
@@ -51,12 +51,40 @@ def test_parse_spec_hash_is_canonical_whatever_the_key_order() -> None:
         (json.dumps({**SPEC, "memory_mib": "512"}).encode(), "spec_invalid"),
         (json.dumps({**SPEC, "ports": [True]}).encode(), "spec_invalid"),
         (b" " * (64 * 1024 + 1), "spec_too_large"),
+        # JSON Schema's integer, but no canonical form to hash: the API never sends it.
+        (json.dumps({**SPEC, "memory_mib": 512.0}).encode(), "spec_invalid"),
     ],
 )
 def test_parse_spec_refuses_with_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(MalformedMessage) as err:
         parse_spec(raw)
     assert err.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"image": "Docker.io/Library/Ubuntu:22.04"}, "must be lowercase"),
+        ({"image": "localhost/gridlease-sshd:1\n"}, "whitespace or control"),
+        ({"env": {"GRIDLEASE_LEASE_ID": "1"}}, "reserved for the node"),
+        ({"env": {"NVIDIA_VISIBLE_DEVICES": "all"}}, "reserved for the node"),
+        ({"env": {"MODE\n": "x"}}, "not a variable name"),
+        ({"ssh_public_key": SAMPLE_SSH_KEY.replace("AAAAI", "AAAAJ", 1)}, "ssh_public_key"),
+    ],
+)
+def test_parse_spec_refuses_what_the_common_model_refuses(
+    fields: dict[str, object], says: str
+) -> None:
+    with pytest.raises(MalformedMessage, match=says) as err:
+        parse_spec(json.dumps({**SPEC, **fields}).encode())
+    assert err.value.reason == "spec_invalid"
+
+
+def test_to_workload_applies_the_spec_defaults() -> None:
+    workload = to_workload(parse_spec(json.dumps(SPEC).encode()).spec, 5, ())
+    assert (workload.cpu_millicores, workload.memory_mib) == (1000, 1024)
+    full = to_workload(parse_spec(json.dumps(FULL).encode()).spec, 5, ())
+    assert (full.cpu_millicores, full.memory_mib, full.env) == (500, 256, {"A": "b"})
 
 
 def test_to_workload_maps_chain_gpu_indexes_to_uuids() -> None:
@@ -91,3 +119,32 @@ def test_store_sequence_increases_across_restarts_even_if_clock_goes_back(tmp_pa
     reopened = NodeStore(tmp_path / "node.db")
     assert reopened.next_sequence(1_000) == 5_002  # the clock went back: still above
     assert reopened.next_sequence(9_000) == 9_000
+
+
+def test_store_host_ports_allocated_once_and_kept_across_reopen(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.db")
+    store.accept(1, SPEC, spec_hash(SPEC), "5C", 1)
+    store.accept(2, SPEC, spec_hash(SPEC), "5C", 1)
+    held_elsewhere = {40001}  # another process listens there
+    free = lambda port: port not in held_elsewhere  # noqa: E731
+    first = store.host_ports(1, (2222, 8080), (40000, 40009), free)
+    assert first == {2222: 40000, 8080: 40002}
+    assert store.host_ports(2, (2222,), (40000, 40009), free) == {2222: 40003}
+    store.close()
+
+    reopened = NodeStore(tmp_path / "node.db")
+    # Held by the lease itself: kept even though a probe would now find it busy.
+    assert reopened.host_ports(1, (2222, 8080), (40000, 40009), lambda port: False) == first
+    # Once the lease ended, its ports go to the next lease.
+    reopened.mark_ended(1, 50)
+    reopened.accept(3, SPEC, spec_hash(SPEC), "5C", 51)
+    assert reopened.host_ports(3, (2222,), (40000, 40009), free) == {2222: 40000}
+
+
+def test_store_host_ports_exhausted_is_a_clear_error(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.db")
+    store.accept(1, SPEC, spec_hash(SPEC), "5C", 1)
+    with pytest.raises(PortsExhausted, match="no free host port left in 40000-40001"):
+        store.host_ports(1, (2222, 8080, 8888), (40000, 40001), lambda port: True)
+    # Nothing half-allocated: the failed call stored no row.
+    assert store.host_ports(1, (2222,), (40000, 40001), lambda port: True) == {2222: 40000}

@@ -31,6 +31,11 @@ def test_validate_accepts_factory_workload() -> None:
         ({"ports": (2222,)}, "reserved"),
         ({"ports": (70000,)}, "out of range"),
         ({"memory_mib": 1}, "minimum"),
+        # Whole-string rules: `$` would let a final newline through, and the runtime fail later.
+        ({"image": "localhost/gridlease-sshd:1\n"}, "image"),
+        ({"image": "Docker.io/Library/Ubuntu:22.04"}, "lowercase"),
+        ({"env": {"MODEL\n": "x"}}, "env name"),
+        ({"ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBadKeyBadKeyBadKey x"}, "parse"),
     ],
 )
 def test_validate_rejects_broken_field(overrides: dict[str, Any], field: str) -> None:

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services.common import MachineResources
+from services.gpu_node.desired import DesiredWorkloads
+from services.gpu_node.gpus import GpuSet, build_gpu_set
+from services.gpu_node.hardware.model import GpuDevice, Inventory
 from services.gpu_node.runtime.base import LeaseWorkload
+from services.gpu_node.store import NodeStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -17,10 +22,14 @@ SIM_ENV_KEYS = (
     "GRIDLEASE_SIM_SEED",
     "GRIDLEASE_SIM_UNSUPPORTED",
     "GRIDLEASE_SIM_UTILIZATION",
+    "GRIDLEASE_SIM_ABSENT",
+    "GRIDLEASE_SIM_LOST",
+    "GRIDLEASE_SIM_MIG",
 )
-# A well-formed key line; the tests that log in generate their own key pair.
+# A real ed25519 public key (of a fixed, published test seed: never authorise it anywhere); the
+# tests that log in generate their own key pair.
 SAMPLE_SSH_KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGridleaseTestKeyNotForUseAAAAAAAAAAAAAAAAAAA "
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA/YoadV/E3/AmhRVgdn0qULqXkEtLwBNRdNViOJa+1j "
     "test@gridlease"
 )
 
@@ -60,3 +69,29 @@ def make_workload(**overrides: Any) -> LeaseWorkload:
     }
     fields.update(overrides)
     return LeaseWorkload(**fields)
+
+
+def make_gpu(index: int, uuid: str | None = None, name: str = "NVIDIA H100 80GB HBM3",
+             mig: bool | None = False) -> GpuDevice:  # fmt: skip
+    """A readable GPU as NVML would report it (index = NVML index)."""
+    return GpuDevice(index, uuid or f"GPU-{index}", name, 80 << 30, f"0000:{index:02x}:00.0",
+                     "9.0", mig, 700.0, 0, 0, 30, 70.0)  # fmt: skip
+
+
+def make_inventory(count: int = 4, **fields: Any) -> Inventory:
+    gpus = tuple(make_gpu(i) for i in range(count))
+    return Inventory("550", "12.4", gpus, simulated=True, **fields)
+
+
+def make_gpu_set(store: NodeStore, count: int = 4) -> GpuSet:
+    """`count` H100s GPU-0.. on slots 0.. (recorded in `store`'s slot table)."""
+    return build_gpu_set(make_inventory(count), store, "NVIDIA H100 80GB HBM3")
+
+
+# A host whose share per GPU (of 4) is 2 CPUs and 8 GiB.
+HOST = MachineResources(cpu_millicores=8000, memory_mib=32768)
+PORTS = (41000, 41999)
+
+
+def make_desired(store: NodeStore, gpus: GpuSet, host: MachineResources = HOST) -> DesiredWorkloads:
+    return DesiredWorkloads(store, lambda: gpus, host, PORTS, lambda port: True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,17 @@ class SeedProcess(ServiceProcess):
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         self._wait_serving(timeout_s)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process hangs with its sockets open (the kernel still accepts TCP), the
+        fault that keepalive, deadlines and heartbeats exist for. kill() still ends it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stub(self) -> seed_pb2_grpc.SeedServiceStub:
         return seed_pb2_grpc.SeedServiceStub(self.channel())

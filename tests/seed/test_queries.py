@@ -131,6 +131,8 @@ def test_watch_offers_streams_existing_then_new(tmp_path: Path) -> None:
         try:
             stream = client.watch(seed_pb2.OfferFilter(min_gpu_count=8), include_existing=True)
             async for event in stream:
+                if event.type == seed_pb2.OFFER_EVENT_TYPE_HEARTBEAT:
+                    continue  # the stream is alive; nothing changed
                 events.append((event.type, event.entry.offer.gpu.model))
                 if len(events) == 2:  # the two existing 8-GPU offers: now announce one more
                     await client.announce(new)

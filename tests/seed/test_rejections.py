@@ -146,7 +146,12 @@ def test_reject_malformed_offer(
         ("provider", "not-ss58"),
         ("price_per_gpu_per_block", "-1"),
         ("price_per_gpu_per_block", str(2**128)),
+        ("price_per_gpu_per_block", "\u0661\u0662"),  # Arabic-Indic digits: isdecimal, not ASCII
         ("sequence", 0),
+        # Item 18: beyond SQLite's signed 64-bit INTEGER. Refused at admission, never stored.
+        ("sequence", 2**63),
+        ("sequence", 2**64 - 1),
+        ("timestamp_ms", 2**63),
     ],
 )
 def test_reject_bad_field(
@@ -197,7 +202,12 @@ def test_survive_garbage_request_bytes(
     )
     with pytest.raises(grpc.RpcError) as info:
         call(b"\xff" * 64, timeout=5)
-    assert info.value.code() != Code.OK  # type: ignore[attr-defined]
+    error: Any = info.value
+    # The caller's bytes are at fault: INVALID_ARGUMENT naming it, not UNKNOWN with a traceback.
+    assert (error.code(), dict(error.trailing_metadata() or ()).get(REASON_KEY)) == (
+        Code.INVALID_ARGUMENT,
+        "malformed",
+    )
     seed.wait_ready(timeout_s=5)
     _assert_unchanged(seed, held)
 

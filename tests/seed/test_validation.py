@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.common import MalformedMessage, TimestampOutOfRange, build_offer, new_keypair
-from services.seed.validation import Limits, check_fields, check_timestamp
+from services.seed.validation import Limits, check_fields, check_timestamp, parse_price
 
 from .harness import ALICE
 
@@ -46,6 +46,10 @@ def test_check_fields_accepts_edge_values() -> None:
         ("price_per_gpu_per_block", "007"),
         ("region", "r" * 65),
         ("machine_id", b"short"),
+        ("price_per_gpu_per_block", "9" * 5000),
+        ("sequence", 2**63),
+        ("timestamp_ms", 2**63),
+        ("gpu_memory_mib", 2**64 - 1),
     ],
 )
 def test_check_fields_refuses(name: str, value: object) -> None:
@@ -73,3 +77,31 @@ def test_check_timestamp_refuses_outside_window(now: int, reason: str) -> None:
 def test_check_timestamp_accepts_window_edges() -> None:
     check_timestamp(_offer(), LIMITS, 100_000 - 5_000)
     check_timestamp(_offer(), LIMITS, 100_000 + 59_999)
+
+
+@pytest.mark.parametrize(
+    ("cpu_millicores", "memory_mib"), [(0, 1024), (1000, 0), (2**64 - 1, 1024), (1000, 2**63)]
+)
+def test_check_fields_refuses_host_out_of_range(cpu_millicores: int, memory_mib: int) -> None:
+    offer = _offer()
+    offer.host.cpu_millicores = cpu_millicores
+    offer.host.memory_mib = memory_mib
+    with pytest.raises(MalformedMessage):
+        check_fields(offer)
+
+
+def test_check_fields_accepts_sequence_and_host_at_their_limits() -> None:
+    offer = _offer(sequence=2**63 - 1, timestamp_ms=2**63 - 1)
+    offer.host.cpu_millicores = 10**9
+    offer.host.memory_mib = 2**40
+    check_fields(offer)
+
+
+@pytest.mark.parametrize("text", ["9" * 5000, "\u0661", "+1", " 1", "01", str(2**128), ""])
+def test_parse_price_refuses_all_but_canonical_u128(text: str) -> None:
+    with pytest.raises(MalformedMessage):
+        parse_price(text, "max_price")
+
+
+def test_parse_price_accepts_u128_range() -> None:
+    assert parse_price("0", "p") == 0 and parse_price(str(2**128 - 1), "p") == 2**128 - 1

@@ -8,7 +8,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-UNIT = 10**12
+from services.common import TOKEN_UNIT
+
+UNIT = TOKEN_UNIT  # re-exported for tests that import it from here
 
 
 @dataclass(frozen=True)

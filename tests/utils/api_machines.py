@@ -9,12 +9,12 @@ from typing import Any
 import grpc
 from substrateinterface import Keypair
 
-from services.common import machine_id_for, new_keypair
+from services.common import SS58_FORMAT, TOKEN_UNIT, machine_id_for, new_keypair
 from services.common._chain import ChainClient
 from services.common.grpc_gen.gridlease.v1 import seed_pb2, seed_pb2_grpc
 from tests.seed.harness import make_offer
 
-UNIT = 10**12
+UNIT = TOKEN_UNIT  # re-exported for tests that import it from here
 GPU_MODEL = "NVIDIA H100 80GB HBM3"
 
 
@@ -63,7 +63,7 @@ def register_machine(
 ) -> OfferedMachine:
     """A machine with a fresh key, registered by provider (the operator is the machine key,
     funded for its own fees)."""
-    owner = Keypair.create_from_uri(provider, ss58_format=42)
+    owner = Keypair.create_from_uri(provider, ss58_format=SS58_FORMAT)
     key, _ = new_keypair()
     machine = OfferedMachine(key=key, provider=owner, endpoint=endpoint, gpus=gpus, price=price)
     chain.gpu_rental(

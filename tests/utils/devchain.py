@@ -32,11 +32,15 @@ class DevChain:
         self.process.stop(grace=20)
 
 
-def start_dev_chain(log_dir: Path, ready_timeout: float = 1800.0) -> DevChain:
-    """Starts chain/dev-chain and waits until its RPC answers. The first start on a machine
-    builds the runtime, hence the long (but bounded) readiness wait."""
+def start_dev_chain(
+    log_dir: Path, ready_timeout: float = 1800.0, extra_args: tuple[str, ...] = ()
+) -> DevChain:
+    """Starts chain/dev-chain (with extra_args) and waits until its RPC answers. The first
+    start on a machine builds the runtime, hence the long (but bounded) readiness wait."""
     port = free_port()
-    process = StackState(log_dir).start(f"dev-chain-{port}", [str(DEV_CHAIN), "--port", str(port)])
+    process = StackState(log_dir).start(
+        f"dev-chain-{port}", [str(DEV_CHAIN), "--port", str(port), *extra_args]
+    )
     chain = DevChain(process, f"ws://127.0.0.1:{port}")
     try:
         wait_until("dev chain", lambda: chain_answers(chain.url), ready_timeout, process.alive)

@@ -8,7 +8,7 @@ from typing import Any
 
 from substrateinterface import Keypair
 
-from services.common import hex0x, spec_hash, workload_submission_payload
+from services.common import SS58_FORMAT, hex0x, spec_hash, workload_submission_payload
 from services.common._chain import ChainClient
 from services.common.grpc_gen.gridlease.v1 import node_pb2
 
@@ -16,7 +16,7 @@ PRICE = 1_000_000
 
 
 def dev_key(name: str) -> Keypair:
-    return Keypair.create_from_uri(f"//{name}", ss58_format=42)
+    return Keypair.create_from_uri(f"//{name}", ss58_format=SS58_FORMAT)
 
 
 def create_lease(

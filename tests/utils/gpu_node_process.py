@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from services.common.grpc_gen.gridlease.v1 import node_pb2_grpc
 from tests.utils.grpc_process import ServiceProcess, wait_until
 
@@ -60,6 +62,17 @@ class NodeProcess(ServiceProcess):
             if head.split("{")[0] == name:
                 total += float(value)
         return total
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample named exactly `name` on /metrics, with its labels."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        return [
+            (dict(sample.labels), float(sample.value))
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        ]
 
     def pid(self) -> int:
         assert self.process is not None

@@ -2,19 +2,57 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.common import GridleaseSettings
+from services.common import TOKEN_UNIT, GridleaseSettings
 
-__all__ = ["PLACEHOLDER_SECRETS", "Settings"]
+__all__ = ["PLACEHOLDER_SECRETS", "RateLimit", "Settings"]
 
-UNIT = 10**12
+UNIT = TOKEN_UNIT
 # Secrets that ship in examples and docs; refused unless dev_mode is on.
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "changeme", "secret", "dev", "dev-secret"})
 _MIN_SECRET_LEN = 32
+
+
+class RateLimit(BaseModel):
+    """At most `requests` per `per_s` seconds for one key (a source address or an account), as
+    a token bucket: a burst of `requests`, refilled evenly over `per_s`. Written "10/3600" in the
+    environment or a TOML file (JSON {"requests": 10, "per_s": 3600} or a TOML table work too)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: int = Field(ge=1, le=1_000_000)
+    per_s: float = Field(gt=0, le=7 * 86_400)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            return json.loads(value)
+        if isinstance(value, str):
+            requests, sep, per_s = value.partition("/")
+            if not sep:
+                raise ValueError("a rate limit is written REQUESTS/SECONDS, e.g. 10/3600")
+            return {"requests": requests.strip(), "per_s": per_s.strip()}
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.per_s:g}"
+
+
+RateLimitSetting = Annotated[RateLimit, NoDecode]
 
 
 class Settings(GridleaseSettings):
@@ -45,6 +83,16 @@ class Settings(GridleaseSettings):
     )
     chain_url: str = Field(default="ws://127.0.0.1:9944", description="Chain RPC websocket.")
     chain_writers: int = Field(default=4, ge=1, le=64, description="Chain connections for calls.")
+    chain_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Deadline of one chain RPC answer."
+    )
+    chain_submit_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Deadline of a call from sending to its block; then 503 (the outcome is "
+        "settled later: a retry with the same Idempotency-Key finds it).",
+    )
     seed_endpoints: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.1:7600"],
         description="Seed gRPC endpoints, comma-separated in the environment.",
@@ -67,6 +115,32 @@ class Settings(GridleaseSettings):
     node_timeout_s: float = Field(default=3.0, gt=0, description="Deadline of calls to nodes.")
     faucet_secret: SecretStr = Field(default=SecretStr("//Alice"), description="Faucet account.")
     faucet_max_amount: int = Field(default=10_000 * UNIT, gt=0)
+    # Rate limits (429 with Retry-After). They are kept in this process's memory, bounded by
+    # rate_limit_keys: with N replicas behind a balancer a source may get up to N times these
+    # unless the balancer keeps each source on one replica; enforce a global bound there.
+    rate_limits_enabled: bool = Field(default=True, description="Apply the limits below.")
+    rate_limit_keys: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Sources or accounts remembered per limit; the longest idle are forgotten.",
+    )
+    signup_limit_per_source: RateLimitSetting = Field(
+        default=RateLimit(requests=10, per_s=3600), description="Sign-ups per client address."
+    )
+    faucet_limit_per_account: RateLimitSetting = Field(
+        default=RateLimit(requests=5, per_s=3600), description="Faucet calls per customer."
+    )
+    faucet_limit_per_source: RateLimitSetting = Field(
+        default=RateLimit(requests=20, per_s=3600), description="Faucet calls per address."
+    )
+    write_limit_per_account: RateLimitSetting = Field(
+        default=RateLimit(requests=60, per_s=60),
+        description="Other writes (leases, API keys) per customer.",
+    )
+    write_limit_per_source: RateLimitSetting = Field(
+        default=RateLimit(requests=300, per_s=60), description="Other writes per address."
+    )
 
     @field_validator("seed_endpoints", mode="before")
     @classmethod

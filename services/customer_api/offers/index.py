@@ -2,9 +2,13 @@
 offers is a handful of vector operations, not a Python loop.
 
 Each row holds the offer as announced and, once read, the machine's chain state (price, free GPUs,
-registered and online). Filters use the chain values where known ("effective" price and free
-GPUs), the announced ones otherwise. Every method takes the index's lock: the watch task writes
-while request threads search.
+registered, online, owner and operator). Anyone can sign an offer with a fresh key, so the index
+serves only *leasable* rows: the chain shows the machine registered and online, owned by the
+offer's provider and operated by the key that signed it. Rows not checked yet are held but never
+served (OfferSearch reads their chain state before answering, and in the background), so junk
+offers can neither be leased through the API nor push registered machines off a page.
+Filters use the chain's price and free GPUs. Every method takes the index's lock: the watch task
+writes while request threads search.
 """
 
 from __future__ import annotations
@@ -15,22 +19,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.common import ConfigError, MachineResources, public_key_from_ss58
 from services.common._chain import ChainMachine
 from services.common.grpc_gen.gridlease.v1 import offer_pb2
 
 __all__ = ["ChainView", "Hit", "OfferIndex", "OfferQuery", "OfferView", "SearchResult"]
 
 _I64_MAX = np.iinfo(np.int64).max
+_AVAILABLE = "available_on_chain"
 
 
 def _clamp(value: int) -> int:
     return min(max(value, 0), int(_I64_MAX))
 
 
+def _account_key(address: str) -> bytes | None:
+    """The public key inside an SS58 address (any prefix), or None if it is not one."""
+    try:
+        return public_key_from_ss58(address)
+    except ConfigError:
+        return None
+
+
 @dataclass(frozen=True)
 class OfferView:
+    """An offer as announced (signed by operator_key)."""
+
     machine_id: bytes
     provider: str
+    operator_key: bytes
     endpoint: str
     gpu_model: str
     gpu_count: int
@@ -40,6 +57,8 @@ class OfferView:
     region: str
     labels: dict[str, str]
     sequence: int
+    # The host's CPU and memory that leases share; None when the offer does not say.
+    host: MachineResources | None = None
 
     @classmethod
     def from_offer(cls, offer: offer_pb2.Offer) -> OfferView:
@@ -50,6 +69,7 @@ class OfferView:
         return cls(
             machine_id=bytes(offer.machine_id),
             provider=offer.provider,
+            operator_key=bytes(offer.operator_public_key),
             endpoint=offer.endpoint,
             gpu_model=offer.gpu.model,
             gpu_count=int(offer.gpu.count),
@@ -59,24 +79,51 @@ class OfferView:
             region=offer.region,
             labels=dict(offer.labels),
             sequence=int(offer.sequence),
+            host=(
+                MachineResources(int(offer.host.cpu_millicores), int(offer.host.memory_mib))
+                if offer.host.cpu_millicores and offer.host.memory_mib
+                else None
+            ),
         )
 
 
 @dataclass(frozen=True)
 class ChainView:
-    """A machine as the chain showed it at checked_at (monotonic seconds)."""
+    """A machine as the chain showed it at checked_at (monotonic seconds); owner and operator
+    are the accounts' public keys (None when not registered)."""
 
     registered: bool
     online: bool
     price: int
     free_gpus: int
     checked_at: float
+    owner: bytes | None = None
+    operator: bytes | None = None
 
     @classmethod
     def of(cls, machine: ChainMachine | None, checked_at: float) -> ChainView:
         if machine is None:
             return cls(False, False, 0, 0, checked_at)
-        return cls(True, machine.online, machine.price_per_gpu_block, machine.free_gpus, checked_at)
+        return cls(
+            registered=True,
+            online=machine.online,
+            price=machine.price_per_gpu_block,
+            free_gpus=machine.free_gpus,
+            checked_at=checked_at,
+            owner=_account_key(machine.owner),
+            operator=_account_key(machine.operator),
+        )
+
+    def leases(self, offer: OfferView) -> bool:
+        """Whether the chain lets offer be leased: the machine is registered and online, owned
+        by the offer's provider and operated by the key that signed the offer."""
+        return (
+            self.registered
+            and self.online
+            and self.owner is not None
+            and self.owner == _account_key(offer.provider)
+            and self.operator == offer.operator_key
+        )
 
 
 @dataclass(frozen=True)
@@ -126,7 +173,7 @@ class OfferIndex:
 
     def _alloc(self, capacity: int) -> None:
         def grow(old: np.ndarray | None, dtype: type) -> np.ndarray:
-            new = np.zeros(capacity, dtype=dtype)
+            new: np.ndarray = np.zeros(capacity, dtype=dtype)
             if old is not None:
                 new[: len(old)] = old
             return new
@@ -139,6 +186,7 @@ class OfferIndex:
         self._region = grow(getattr(self, "_region", None), np.int32)
         self._known = grow(getattr(self, "_known", None), np.bool_)
         self._usable = grow(getattr(self, "_usable", None), np.bool_)
+        self._checked_at = grow(getattr(self, "_checked_at", None), np.float64)
         self._chain_price = grow(getattr(self, "_chain_price", None), np.int64)
         self._chain_free = grow(getattr(self, "_chain_free", None), np.int64)
 
@@ -163,9 +211,12 @@ class OfferIndex:
                 self._chain[row] = None
                 self._known[row] = False
             self._views[row] = view
+            chain = self._chain[row]
+            # A newer offer may name another provider or key: judge it against the chain again.
+            self._usable[row] = chain is not None and chain.leases(view)
             self._alive[row] = True
-            self._count[row] = view.gpu_count
-            self._memory[row] = view.memory_mib
+            self._count[row] = _clamp(view.gpu_count)
+            self._memory[row] = _clamp(view.memory_mib)
             self._price[row] = _clamp(view.price)
             self._model[row] = self._models.setdefault(view.gpu_model, len(self._models))
             self._region[row] = self._regions.setdefault(view.region, len(self._regions))
@@ -183,6 +234,7 @@ class OfferIndex:
             self._chain[row] = None
             self._alive[row] = False
             self._known[row] = False
+            self._usable[row] = False
             self._free_rows.append(row)
             return True
 
@@ -198,13 +250,15 @@ class OfferIndex:
     def set_chain(self, machine_id: bytes, view: ChainView) -> None:
         with self._lock:
             row = self._rows.get(machine_id)
-            if row is None:
+            offer = None if row is None else self._views[row]
+            if row is None or offer is None:
                 return
             self._chain[row] = view
             self._known[row] = True
-            self._usable[row] = view.registered and view.online
+            self._usable[row] = view.leases(offer)
+            self._checked_at[row] = view.checked_at
             self._chain_price[row] = _clamp(view.price)
-            self._chain_free[row] = view.free_gpus
+            self._chain_free[row] = _clamp(view.free_gpus)
 
     def _new_row(self) -> int:
         if self._free_rows:
@@ -229,12 +283,59 @@ class OfferIndex:
 
     # -- reads -------------------------------------------------------------------------------------
     def get(self, machine_id: bytes) -> tuple[OfferView, ChainView | None] | None:
+        """The offer held for machine_id and its last chain state, leasable or not."""
         with self._lock:
             row = self._rows.get(machine_id)
             if row is None:
                 return None
             view = self._views[row]
             return None if view is None else (view, self._chain[row])
+
+    def leasable(self, machine_id: bytes) -> OfferView | None:
+        """The offer of machine_id if its last chain state lets it be leased (ChainView.leases)."""
+        with self._lock:
+            row = self._rows.get(machine_id)
+            if row is None or not self._usable[row]:
+                return None
+            return self._views[row]
+
+    def unchecked(self, query: OfferQuery | None, limit: int) -> list[bytes]:
+        """Up to limit machines whose chain state was never read, in the query's price order
+        (announced prices), matching its filters (all, when query is None)."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            n = self._size
+            candidates = self._alive[:n] & ~self._known[:n]
+            if query is not None:
+                for name, mask in self._filters(query, n, self._price[:n]):
+                    if name != _AVAILABLE:
+                        candidates &= mask
+            rows = np.flatnonzero(candidates)
+            order = _page(
+                rows,
+                self._price[:n],
+                OfferQuery(descending=query.descending if query else False, limit=limit),
+            )
+            return [self._machine(int(r)) for r in order]
+
+    def due_for_check(self, checked_before: float, limit: int) -> list[bytes]:
+        """Up to limit machines to read from the chain: never read first, then those read
+        before checked_before (monotonic seconds), oldest first."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            n = self._size
+            alive, known = self._alive[:n], self._known[:n]
+            never = np.flatnonzero(alive & ~known)[:limit]
+            old = np.flatnonzero(alive & known & (self._checked_at[:n] < checked_before))
+            old = old[np.argsort(self._checked_at[old], kind="stable")][: limit - len(never)]
+            return [self._machine(int(r)) for r in (*never, *old)]
+
+    def _machine(self, row: int) -> bytes:
+        view = self._views[row]
+        assert view is not None
+        return view.machine_id
 
     def search(self, query: OfferQuery) -> SearchResult:
         with self._lock:
@@ -255,7 +356,8 @@ class OfferIndex:
 
     def _filters(self, q: OfferQuery, n: int, price: np.ndarray) -> list[tuple[str, np.ndarray]]:
         known = self._known[:n]
-        filters = [("available_on_chain", ~known | self._usable[:n])]
+        # Only what the chain shows leasable is served; rows never checked are left out.
+        filters = [(_AVAILABLE, known & self._usable[:n])]
         if q.gpu_model:
             needle = q.gpu_model.lower()
             codes = [code for name, code in self._models.items() if needle in name.lower()]
@@ -287,9 +389,15 @@ class OfferIndex:
     ) -> SearchResult:
         excluded = [(name, int(np.count_nonzero(alive & ~mask))) for name, mask in filters]
         misses = np.zeros(len(alive), dtype=np.int32)
-        for _name, mask in filters:
+        available = alive.copy()
+        for name, mask in filters:
             misses += ~mask
-        live = np.flatnonzero(alive)
+            if name == _AVAILABLE:
+                available &= mask
+        # Nearest offers are suggestions to lease: only leasable ones.
+        live = np.flatnonzero(available)
+        if not len(live):
+            return SearchResult([], 0, total, [e for e in excluded if e[1]])
         fewest = int(misses[live].min())
         near = live[misses[live] == fewest]
         order = np.lexsort((near, price[near]))[:3]

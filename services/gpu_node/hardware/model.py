@@ -1,7 +1,9 @@
 """What the node knows about its GPUs, and how it is read from a raw NVML capture.
 
 A raw capture is a JSON-able dict keyed by the NVML function that produced each value (see
-`services.gpu_node.hardware.nvml.capture`); a field NVML answered NOT_SUPPORTED for is None.
+`services.gpu_node.hardware.nvml.capture`); a field NVML answered NOT_SUPPORTED for is None. A
+GPU that could not be read at all (NVML's GPU_IS_LOST, ...) is `{"nvmlError": "<reason>"}` in
+`devices`: one broken board is a fact about that board, not a failed reading of the machine.
 Keeping capture and parsing apart lets a capture from a real machine serve as a test fixture.
 """
 
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GpuDevice", "Inventory", "parse_inventory"]
+__all__ = ["FailedGpu", "GpuDevice", "Inventory", "parse_inventory"]
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,24 @@ class GpuDevice:
 
 
 @dataclass(frozen=True)
+class FailedGpu:
+    """A GPU NVML enumerates but cannot read: `index` is its NVML index, `error` NVML's reason
+    (e.g. "GPU is lost"). Its UUID is unknown: that is one of the reads that failed."""
+
+    index: int
+    error: str
+
+
+@dataclass(frozen=True)
 class Inventory:
+    """One reading of the machine. `gpus` are the GPUs that answered, `failed` those NVML
+    enumerated but could not read; together they cover every NVML index once."""
+
     driver_version: str
     cuda_version: str
     gpus: tuple[GpuDevice, ...]
     simulated: bool
+    failed: tuple[FailedGpu, ...] = ()
 
     def by_uuid(self, uuid: str) -> GpuDevice:
         for gpu in self.gpus:
@@ -84,6 +99,9 @@ def parse_inventory(raw: Mapping[str, Any]) -> Inventory:
     return Inventory(
         driver_version=str(raw["nvmlSystemGetDriverVersion"]),
         cuda_version=_cuda_version(int(raw["nvmlSystemGetCudaDriverVersion_v2"])),
-        gpus=tuple(_device(i, d) for i, d in enumerate(devices)),
+        gpus=tuple(_device(i, d) for i, d in enumerate(devices) if "nvmlError" not in d),
         simulated=bool(raw.get("simulated", False)),
+        failed=tuple(
+            FailedGpu(i, str(d["nvmlError"])) for i, d in enumerate(devices) if "nvmlError" in d
+        ),
     )

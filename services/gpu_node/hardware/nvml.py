@@ -7,6 +7,7 @@ library behind them is our stand-in, so this module has one code path for both.
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from services.gpu_node.hardware.model import Inventory, parse_inventory
 __all__ = ["capture", "loaded_library_is_simulated", "nvml_session", "read_inventory"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NO_DRIVER_HINT = (
     "Install the NVIDIA driver, or start the node with simulated GPUs "
@@ -124,6 +126,25 @@ def _device(handle: Any) -> dict[str, Any]:
     }
 
 
+def _device_or_error(index: int) -> dict[str, Any]:
+    """One GPU's raw reading, or `{"nvmlError": reason}` when NVML cannot read that GPU.
+
+    Any NVML error on one device (GPU_IS_LOST, UNKNOWN, a required field NOT_SUPPORTED, ...)
+    makes only that device unusable; the machine's other GPUs are still read. A function the
+    driver lacks is the driver's fault, not the board's, so NvmlFunctionMissing still raises.
+    """
+    try:
+        handle = _required(
+            "nvmlDeviceGetHandleByIndex_v2", pynvml.nvmlDeviceGetHandleByIndex, index
+        )
+        return _device(handle)
+    except NvmlFunctionMissing:
+        raise
+    except NvmlError as exc:
+        log.warning("NVML cannot read GPU %d: %s", index, exc)
+        return {"nvmlError": str(exc)}
+
+
 def loaded_library_is_simulated() -> bool:
     """Whether the libnvidia-ml.so.1 this process resolves is our simulated stand-in.
 
@@ -141,10 +162,6 @@ def capture() -> dict[str, Any]:
     """One raw reading of the driver and every GPU, in the format `parse_inventory` reads."""
     with nvml_session():
         count = _required("nvmlDeviceGetCount_v2", pynvml.nvmlDeviceGetCount)
-        handles = [
-            _required("nvmlDeviceGetHandleByIndex_v2", pynvml.nvmlDeviceGetHandleByIndex, i)
-            for i in range(count)
-        ]
         return {
             "nvmlSystemGetDriverVersion": _required(
                 "nvmlSystemGetDriverVersion", pynvml.nvmlSystemGetDriverVersion
@@ -153,7 +170,7 @@ def capture() -> dict[str, Any]:
                 "nvmlSystemGetCudaDriverVersion_v2", pynvml.nvmlSystemGetCudaDriverVersion_v2
             ),
             "simulated": loaded_library_is_simulated(),
-            "devices": [_device(h) for h in handles],
+            "devices": [_device_or_error(i) for i in range(count)],
         }
 
 

@@ -29,12 +29,16 @@ __all__ = [
     "SimVariant",
     "build_sim_library",
     "enable_simulation",
+    "parse_faults",
     "sim_cache_dir",
     "simulation_env",
 ]
 
 # Must match PROFILES in libnvidia-ml-sim.c.
 PROFILES = ("h100", "a100", "l40s", "t4", "rtx4090")
+MIG_CAPABLE = frozenset({"h100", "a100"})
+# Hardware faults the stand-in can inject, each naming board positions (see the C source).
+FAULTS = ("absent", "lost", "mig")
 UNSUPPORTABLE_FIELDS = (
     "utilization",
     "temperature",
@@ -43,7 +47,9 @@ UNSUPPORTABLE_FIELDS = (
     "mig",
     "compute_capability",
 )
-_PART = re.compile(r"^([a-z0-9]+):([1-9][0-9]*)$")
+# Matched whole with fullmatch: `$` would accept a trailing newline.
+_PART = re.compile(r"([a-z0-9]+):([1-9][0-9]*)")
+_FAULT = re.compile(r"([a-z]+)=([0-9]+(?:,[0-9]+)*)")
 MAX_SIM_GPUS = 64
 
 
@@ -57,12 +63,21 @@ class SimVariant(Enum):
 
 @dataclass(frozen=True)
 class SimSpec:
-    """Which GPUs to simulate, e.g. `SimSpec.parse("h100:8")` or `"a100:2,t4:1"`."""
+    """Which GPUs to simulate, e.g. `SimSpec.parse("h100:8")` or `"a100:2,t4:1"`, and which
+    hardware faults to inject (board positions count from 0 over `groups` in order):
+
+    absent   boards gone from the bus; later boards move down one NVML index
+    lost     boards enumerated but answering NVML_ERROR_GPU_IS_LOST to every query
+    mig      boards in MIG mode (MIG-capable profiles only)
+    """
 
     groups: tuple[tuple[str, int], ...]
     seed: str = ""
     unsupported: tuple[str, ...] = ()
     utilization_pct: int = 0
+    absent: tuple[int, ...] = ()
+    lost: tuple[int, ...] = ()
+    mig: tuple[int, ...] = ()
 
     @classmethod
     def parse(
@@ -72,10 +87,12 @@ class SimSpec:
         seed: str = "",
         unsupported: Iterable[str] = (),
         utilization_pct: int = 0,
+        faults: str = "",
     ) -> SimSpec:
+        """`faults` is `parse_faults` text, e.g. "lost=3" or "absent=7;mig=0,1"."""
         groups: list[tuple[str, int]] = []
         for part in text.split(","):
-            match = _PART.match(part.strip().lower())
+            match = _PART.fullmatch(part.strip().lower())
             if not match or match.group(1) not in PROFILES:
                 raise SimulationError(
                     f"bad simulated GPU spec {part!r}: expected PROFILE:COUNT with PROFILE one "
@@ -90,10 +107,51 @@ class SimSpec:
                 raise SimulationError(f"unknown field {field!r} for GRIDLEASE_SIM_UNSUPPORTED")
         if not 0 <= utilization_pct <= 100:
             raise SimulationError("simulated utilisation must be 0..100")
-        return cls(tuple(groups), seed, fields, utilization_pct)
+        chosen = parse_faults(faults)
+        profiles = [profile for profile, count in groups for _ in range(count)]
+        for kind, positions in chosen.items():
+            for position in positions:
+                if position >= len(profiles):
+                    raise SimulationError(
+                        f"{kind}={position}: only {len(profiles)} simulated GPUs (positions "
+                        f"0..{len(profiles) - 1})"
+                    )
+                if kind == "mig" and profiles[position] not in MIG_CAPABLE:
+                    raise SimulationError(
+                        f"mig={position}: {profiles[position]} has no MIG mode (only "
+                        f"{', '.join(sorted(MIG_CAPABLE))})"
+                    )
+        return cls(
+            tuple(groups),
+            seed,
+            fields,
+            utilization_pct,
+            absent=chosen.get("absent", ()),
+            lost=chosen.get("lost", ()),
+            mig=chosen.get("mig", ()),
+        )
 
     def text(self) -> str:
         return ",".join(f"{profile}:{count}" for profile, count in self.groups)
+
+
+def parse_faults(text: str) -> dict[str, tuple[int, ...]]:
+    """Fault text to positions: `lost=3;absent=5,6` (or space-separated) gives
+    {"lost": (3,), "absent": (5, 6)}; SimulationError names a malformed part."""
+    found: dict[str, tuple[int, ...]] = {}
+    for part in re.split(r"[;\s]+", text.strip()):
+        if not part:
+            continue
+        match = _FAULT.fullmatch(part)
+        if not match or match.group(1) not in FAULTS:
+            raise SimulationError(
+                f"bad simulated fault {part!r}: expected KIND=POSITION[,POSITION...] with KIND "
+                f"one of {', '.join(FAULTS)} (e.g. lost=3)"
+            )
+        if match.group(1) in found:
+            raise SimulationError(f"simulated fault {match.group(1)!r} given twice")
+        found[match.group(1)] = tuple(sorted({int(n) for n in match.group(2).split(",")}))
+    return found
 
 
 def sim_cache_dir() -> Path:
@@ -128,6 +186,7 @@ def build_sim_library(variant: SimVariant = SimVariant.FULL) -> Path:
             "-fPIC",
             "-O2",
             "-fvisibility=hidden",
+            "-pthread",
             "-Wall",
             "-Wextra",
             "-Werror",
@@ -155,6 +214,10 @@ def simulation_env(spec: SimSpec) -> dict[str, str]:
         "GRIDLEASE_SIM_SEED": spec.seed,
         "GRIDLEASE_SIM_UNSUPPORTED": ",".join(spec.unsupported),
         "GRIDLEASE_SIM_UTILIZATION": str(spec.utilization_pct),
+        # Always set, empty included, so a fault of an earlier configuration does not linger.
+        "GRIDLEASE_SIM_ABSENT": ",".join(map(str, spec.absent)),
+        "GRIDLEASE_SIM_LOST": ",".join(map(str, spec.lost)),
+        "GRIDLEASE_SIM_MIG": ",".join(map(str, spec.mig)),
     }
 
 

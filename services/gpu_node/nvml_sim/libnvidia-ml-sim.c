@@ -5,16 +5,30 @@
  * so the real nvidia-ml-py bindings run unchanged against it. Written for Gridlease from the
  * public NVML API reference; it shares no code with NVIDIA's library.
  *
- * Configuration, read at every nvmlInit:
+ * Configuration, read at every nvmlInit that opens a session (none was open: real NVML is
+ * thread-safe, and a second thread's nvmlInit must not rebuild the devices a first thread is
+ * querying):
  *   GRIDLEASE_SIM_GPUS         "h100:8" or "a100:2,t4:1" (profiles: h100 a100 l40s t4 rtx4090)
  *   GRIDLEASE_SIM_SEED         any string; changes the UUIDs (two simulated machines on one host)
  *   GRIDLEASE_SIM_UNSUPPORTED  comma list of fields answering NVML_ERROR_NOT_SUPPORTED:
  *                              utilization, temperature, power, power_limit, mig, compute_capability
  *   GRIDLEASE_SIM_UTILIZATION  GPU utilisation in percent reported by every device (default 0)
  *
+ * Hardware faults, each a comma list of board positions (0-based over GRIDLEASE_SIM_GPUS, so
+ * "3" is the fourth board whatever else is configured):
+ *   GRIDLEASE_SIM_ABSENT       boards gone from the bus: not enumerated at all, so the boards
+ *                              after them move down one NVML index (as on a real machine)
+ *   GRIDLEASE_SIM_LOST         boards that fell off the bus while enumerated: every query on
+ *                              them answers NVML_ERROR_GPU_IS_LOST
+ *   GRIDLEASE_SIM_MIG          boards in MIG mode (current and pending); only MIG-capable
+ *                              profiles (h100, a100), any other fails nvmlInit
+ * A board's UUID and PCI bus id come from its position, not its NVML index, so they stay put
+ * when an earlier board is absent.
+ *
  * Build flags: -DSIM_OMIT_MIG_MODE leaves nvmlDeviceGetMigMode out, so a test can see how the
  * inventory meets a driver that lacks a function.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +40,7 @@ enum {
     NVML_ERROR_INVALID_ARGUMENT = 2,
     NVML_ERROR_NOT_SUPPORTED = 3,
     NVML_ERROR_INSUFFICIENT_SIZE = 7,
+    NVML_ERROR_GPU_IS_LOST = 15,
     NVML_ERROR_UNKNOWN = 999,
 };
 
@@ -84,15 +99,22 @@ static const profile_t PROFILES[] = {
 
 typedef struct {
     const profile_t *profile;
-    unsigned int index;
+    unsigned int index;    /* NVML enumeration index */
+    unsigned int position; /* board position in GRIDLEASE_SIM_GPUS: decides UUID and PCI bus */
+    int lost;
+    int mig;
     char uuid[48];
 } sim_device_t;
 
 static sim_device_t devices[MAX_DEVICES];
 static unsigned int device_count;
 static int init_refcount;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned int utilization_pct;
 static char unsupported[256];
+static char absent[256];
+static char lost[256];
+static char mig[256];
 
 static const profile_t *find_profile(const char *key, size_t len) {
     for (size_t i = 0; i < sizeof(PROFILES) / sizeof(PROFILES[0]); i++) {
@@ -121,7 +143,7 @@ static unsigned long long mix(unsigned long long z) {
 static void make_uuid(sim_device_t *d, const char *seed) {
     char material[160];
     snprintf(material, sizeof material, "gridlease-sim|%s|%s|%u", seed, d->profile->key,
-             d->index);
+             d->position);
     unsigned long long hi = mix(fnv1a(material, 14695981039346656037ULL));
     unsigned long long lo = mix(hi ^ 0x9E3779B97F4A7C15ULL);
     snprintf(d->uuid, sizeof d->uuid, "GPU-%08llx-%04llx-%04llx-%04llx-%012llx",
@@ -143,6 +165,42 @@ static int is_unsupported(const char *field) {
     return 0;
 }
 
+/* Whether `list` (a comma list of decimal positions, "" for none) holds `position`. A
+ * malformed list holds nothing, which configure() reports as an invalid configuration. */
+static int list_has(const char *list, unsigned int position) {
+    const char *p = list;
+    while (*p) {
+        char *end;
+        unsigned long n = strtoul(p, &end, 10);
+        if (end == p)
+            return 0;
+        if (n == position)
+            return 1;
+        if (*end != ',')
+            return 0;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* Every entry of `list` is a position below `total`. */
+static int list_valid(const char *list, unsigned int total) {
+    const char *p = list;
+    while (*p) {
+        char *end;
+        unsigned long n = strtoul(p, &end, 10);
+        if (end == p || n >= total || (*end != ',' && *end != '\0'))
+            return 0;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return 1;
+}
+
+static void copy_env(char *dst, size_t size, const char *name) {
+    const char *value = getenv(name);
+    snprintf(dst, size, "%s", value ? value : "");
+}
+
 /* Parses GRIDLEASE_SIM_GPUS ("h100:8,t4:1"); any malformed part fails the whole init. */
 static nvmlReturn_t configure(void) {
     const char *spec = getenv("GRIDLEASE_SIM_GPUS");
@@ -152,11 +210,15 @@ static nvmlReturn_t configure(void) {
     if (!spec || !*spec)
         return NVML_ERROR_INVALID_ARGUMENT;
     snprintf(unsupported, sizeof unsupported, "%s", unsup ? unsup : "");
+    copy_env(absent, sizeof absent, "GRIDLEASE_SIM_ABSENT");
+    copy_env(lost, sizeof lost, "GRIDLEASE_SIM_LOST");
+    copy_env(mig, sizeof mig, "GRIDLEASE_SIM_MIG");
     utilization_pct = util ? (unsigned int)strtoul(util, NULL, 10) : 0;
     if (utilization_pct > 100)
         return NVML_ERROR_INVALID_ARGUMENT;
 
     device_count = 0;
+    unsigned int position = 0;
     const char *p = spec;
     while (*p) {
         const char *colon = strchr(p, ':');
@@ -165,12 +227,19 @@ static nvmlReturn_t configure(void) {
         const profile_t *profile = find_profile(p, (size_t)(colon - p));
         char *end;
         unsigned long n = strtoul(colon + 1, &end, 10);
-        if (!profile || end == colon + 1 || n == 0 || device_count + n > MAX_DEVICES)
+        if (!profile || end == colon + 1 || n == 0 || position + n > MAX_DEVICES)
             return NVML_ERROR_INVALID_ARGUMENT;
-        for (unsigned long i = 0; i < n; i++) {
+        for (unsigned long i = 0; i < n; i++, position++) {
+            if (list_has(mig, position) && !profile->mig_capable)
+                return NVML_ERROR_INVALID_ARGUMENT;
+            if (list_has(absent, position))
+                continue;
             sim_device_t *d = &devices[device_count];
             d->profile = profile;
             d->index = device_count;
+            d->position = position;
+            d->lost = list_has(lost, position);
+            d->mig = list_has(mig, position);
             make_uuid(d, seed ? seed : "");
             device_count++;
         }
@@ -180,6 +249,9 @@ static nvmlReturn_t configure(void) {
             return NVML_ERROR_INVALID_ARGUMENT;
         p = end;
     }
+    if (!list_valid(absent, position) || !list_valid(lost, position) ||
+        !list_valid(mig, position))
+        return NVML_ERROR_INVALID_ARGUMENT;
     return NVML_SUCCESS;
 }
 
@@ -190,6 +262,26 @@ static sim_device_t *device_of(void *handle) {
         return NULL;
     return d;
 }
+
+/* The start of every device query: INVALID_ARGUMENT for a bad handle, GPU_IS_LOST for a board
+ * that fell off the bus, SUCCESS (with *out set) otherwise. */
+static nvmlReturn_t query(void *handle, sim_device_t **out) {
+    sim_device_t *d = device_of(handle);
+    if (!d)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (d->lost)
+        return NVML_ERROR_GPU_IS_LOST;
+    *out = d;
+    return NVML_SUCCESS;
+}
+
+#define QUERY(handle, d)                                                                       \
+    sim_device_t *d;                                                                           \
+    do {                                                                                       \
+        nvmlReturn_t q_ = query(handle, &d);                                                   \
+        if (q_ != NVML_SUCCESS)                                                                \
+            return q_;                                                                         \
+    } while (0)
 
 static nvmlReturn_t copy_string(char *dst, unsigned int size, const char *src) {
     if (!dst)
@@ -202,19 +294,25 @@ static nvmlReturn_t copy_string(char *dst, unsigned int size, const char *src) {
 
 EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
     (void)flags;
-    nvmlReturn_t ret = configure();
+    pthread_mutex_lock(&init_lock);
+    nvmlReturn_t ret = init_refcount ? NVML_SUCCESS : configure();
     if (ret == NVML_SUCCESS)
         init_refcount++;
+    pthread_mutex_unlock(&init_lock);
     return ret;
 }
 
 EXPORT nvmlReturn_t nvmlInit_v2(void) { return nvmlInitWithFlags(0); }
 
 EXPORT nvmlReturn_t nvmlShutdown(void) {
-    if (!init_refcount)
-        return NVML_ERROR_UNINITIALIZED;
-    init_refcount--;
-    return NVML_SUCCESS;
+    pthread_mutex_lock(&init_lock);
+    nvmlReturn_t ret = NVML_ERROR_UNINITIALIZED;
+    if (init_refcount) {
+        init_refcount--;
+        ret = NVML_SUCCESS;
+    }
+    pthread_mutex_unlock(&init_lock);
+    return ret;
 }
 
 EXPORT const char *nvmlErrorString(nvmlReturn_t result) {
@@ -224,6 +322,7 @@ EXPORT const char *nvmlErrorString(nvmlReturn_t result) {
     case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
     case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
     case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
+    case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
     default: return "Unknown Error";
     }
 }
@@ -266,26 +365,22 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, void **dev
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetName(void *handle, char *name, unsigned int length) {
-    sim_device_t *d = device_of(handle);
-    if (!d)
-        return NVML_ERROR_INVALID_ARGUMENT;
+    QUERY(handle, d);
     return copy_string(name, length, d->profile->name);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetUUID(void *handle, char *uuid, unsigned int length) {
-    sim_device_t *d = device_of(handle);
-    if (!d)
-        return NVML_ERROR_INVALID_ARGUMENT;
+    QUERY(handle, d);
     return copy_string(uuid, length, d->uuid);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(void *handle, nvmlPciInfo_t *pci) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !pci)
+    QUERY(handle, d);
+    if (!pci)
         return NVML_ERROR_INVALID_ARGUMENT;
     memset(pci, 0, sizeof *pci);
     /* Spread boards over buses the way multi-socket servers place them. */
-    pci->bus = 0x18 + d->index * 0x10;
+    pci->bus = 0x18 + d->position * 0x10;
     pci->pciDeviceId = d->profile->pci_device_id;
     pci->pciSubSystemId = d->profile->pci_subsystem_id;
     snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "0000:%02X:00.0", pci->bus);
@@ -300,8 +395,8 @@ static unsigned long long used_bytes(const sim_device_t *d) {
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(void *handle, nvmlMemory_t *memory) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !memory)
+    QUERY(handle, d);
+    if (!memory)
         return NVML_ERROR_INVALID_ARGUMENT;
     memory->total = d->profile->memory_bytes;
     memory->used = used_bytes(d);
@@ -310,8 +405,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(void *handle, nvmlMemory_t *memory) 
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *handle, nvmlMemory_v2_t *memory) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !memory)
+    QUERY(handle, d);
+    if (!memory)
         return NVML_ERROR_INVALID_ARGUMENT;
     memory->total = d->profile->memory_bytes;
     memory->reserved = d->profile->reserved_bytes;
@@ -321,8 +416,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *handle, nvmlMemory_v2_t *me
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetCudaComputeCapability(void *handle, int *major, int *minor) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !major || !minor)
+    QUERY(handle, d);
+    if (!major || !minor)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (is_unsupported("compute_capability"))
         return NVML_ERROR_NOT_SUPPORTED;
@@ -332,8 +427,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetCudaComputeCapability(void *handle, int *major,
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(void *handle, nvmlUtilization_t *util) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !util)
+    QUERY(handle, d);
+    if (!util)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (is_unsupported("utilization"))
         return NVML_ERROR_NOT_SUPPORTED;
@@ -343,18 +438,18 @@ EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(void *handle, nvmlUtilization_
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetTemperature(void *handle, int sensor, unsigned int *temp) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !temp || sensor != 0)
+    QUERY(handle, d);
+    if (!temp || sensor != 0)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (is_unsupported("temperature"))
         return NVML_ERROR_NOT_SUPPORTED;
-    *temp = 30 + d->index + utilization_pct / 2;
+    *temp = 30 + d->position + utilization_pct / 2;
     return NVML_SUCCESS;
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(void *handle, unsigned int *power_mw) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !power_mw)
+    QUERY(handle, d);
+    if (!power_mw)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (is_unsupported("power"))
         return NVML_ERROR_NOT_SUPPORTED;
@@ -364,8 +459,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(void *handle, unsigned int *power_mw
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *handle, unsigned int *limit_mw) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !limit_mw)
+    QUERY(handle, d);
+    if (!limit_mw)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (is_unsupported("power_limit"))
         return NVML_ERROR_NOT_SUPPORTED;
@@ -376,13 +471,13 @@ EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *handle, unsigned int *
 #ifndef SIM_OMIT_MIG_MODE
 EXPORT nvmlReturn_t nvmlDeviceGetMigMode(void *handle, unsigned int *current,
                                          unsigned int *pending) {
-    sim_device_t *d = device_of(handle);
-    if (!d || !current || !pending)
+    QUERY(handle, d);
+    if (!current || !pending)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (!d->profile->mig_capable || is_unsupported("mig"))
         return NVML_ERROR_NOT_SUPPORTED;
-    *current = 0;
-    *pending = 0;
+    *current = (unsigned int)d->mig;
+    *pending = (unsigned int)d->mig;
     return NVML_SUCCESS;
 }
 #endif

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.common import get_logger
-from services.common._chain import ChainLease, ExtrinsicFailed
+from services.common._chain import ChainLease, ChainMachine, ExtrinsicFailed
 from services.gpu_node.agent_metrics import AgentMetrics
-from services.gpu_node.hardware.model import Inventory
+from services.gpu_node.chain_ops import gpus_present
+from services.gpu_node.desired import DesiredWorkloads
 from services.gpu_node.reconcile.plan import (
     Action,
     ApplyWorkload,
@@ -25,9 +26,9 @@ from services.gpu_node.reconcile.plan import (
     DeleteWorkload,
     ForgetSpec,
     StartLease,
+    UpdateGpus,
 )
 from services.gpu_node.runtime.base import WorkloadRuntime
-from services.gpu_node.spec import WorkloadSpec, to_workload
 from services.gpu_node.store import NodeStore
 
 __all__ = ["Executor", "LeaseOps", "Outcome"]
@@ -55,6 +56,12 @@ class LeaseOps(Protocol):
 
     def cancel_lease(self, lease_id: int) -> None: ...
 
+    def machine(self) -> ChainMachine | None: ...
+
+    def update_gpus(self, gpus_present: int) -> int:
+        """Sets the machine's GPU slots; returns the new bond."""
+        ...
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -69,14 +76,14 @@ class Executor:
         runtime: WorkloadRuntime,
         chain: LeaseOps,
         store: NodeStore,
-        inventory: Callable[[], Inventory],
+        workloads: DesiredWorkloads,
         metrics: AgentMetrics | None = None,
         current_block: Callable[[], int] = lambda: 0,
     ) -> None:
         self._runtime = runtime
         self._chain = chain
         self._store = store
-        self._inventory = inventory
+        self._workloads = workloads
         self._metrics = metrics
         self._current_block = current_block
 
@@ -114,16 +121,30 @@ class Executor:
         if isinstance(action, ForgetSpec):
             self._store.mark_ended(action.lease_id, self._current_block())
             return Outcome(action, "done")
+        if isinstance(action, UpdateGpus):
+            return self._update_gpus(action)
         return self._chain_action(action)
 
     def _apply(self, action: ApplyWorkload) -> Outcome:
         stored = self._store.get(action.lease_id)
         if stored is None:
             return Outcome(action, "skipped", "no spec")
-        spec = WorkloadSpec.model_validate(stored.document)
-        workload = to_workload(spec, action.lease_id, action.gpu_indexes, self._inventory())
+        workload = self._workloads.build(action.lease_id, stored.document, action.gpu_indexes)
         status = self._runtime.apply(workload)
         return Outcome(action, "done", status.phase.value)
+
+    def _update_gpus(self, action: UpdateGpus) -> Outcome:
+        machine = self._chain.machine()
+        if machine is None:
+            return Outcome(action, "skipped", "machine not registered")
+        if gpus_present(machine) == action.gpus_present:
+            return Outcome(action, "skipped", "already set")
+        log.warning(
+            "node.gpu_set_changed",
+            extra={"chain": hex(gpus_present(machine)), "usable": hex(action.gpus_present)},
+        )
+        bond = self._chain.update_gpus(action.gpus_present)
+        return Outcome(action, "done", f"bond {bond}")
 
     def _chain_action(self, action: StartLease | ClaimPayment | CancelLease) -> Outcome:
         lease = self._chain.lease(action.lease_id)
@@ -143,5 +164,5 @@ class Executor:
             return Outcome(action, "skipped", lease.state)
         paid = self._chain.claim_payment(action.lease_id)
         if self._metrics is not None:
-            self._metrics.earnings.inc(paid)
+            self._metrics.add_earnings(paid)
         return Outcome(action, "done", str(paid))

@@ -1,5 +1,5 @@
-"""Reads what the plan decides from: the machine's leases at the finalized block, the accepted
-specs, and the workloads the runtime lists by label."""
+"""Reads what the plan decides from: the machine and its leases at the finalized block, the
+accepted specs, the workloads the runtime lists by label, and the GPU slots usable now."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.common._chain import ChainClient, ChainLease
+from services.gpu_node.chain_ops import gpus_present
 from services.gpu_node.reconcile.plan import LeaseFacts, SpecFacts, View
 from services.gpu_node.runtime.base import WorkloadRuntime, WorkloadStatus
 from services.gpu_node.store import NodeStore
@@ -40,10 +41,15 @@ def observe(
     *,
     start_window: int,
     claim_every: int,
+    gpus_usable: int | None = None,
+    gpus_usable_before: int | None = None,
 ) -> Observation:
+    """`gpus_usable`: bit mask of the GPU slots the node can run now, `gpus_usable_before` at
+    the read before (None: GPUs not reconciled)."""
     # Services act on finalized state (ARCHITECTURE.md): read every lease at one such block.
     head = chain.finalized_head()
     block = chain.block_number(head)
+    machine = chain.machine(machine_id, head) if gpus_usable is not None else None
     leases: dict[int, LeaseFacts] = {}
     for lease_id in chain.machine_leases(machine_id, head):
         lease = chain.lease(lease_id, head)
@@ -60,5 +66,8 @@ def observe(
         workloads={w.lease_id: w.phase for w in workloads},
         start_window=start_window,
         claim_every=claim_every,
+        gpus_usable=gpus_usable,
+        gpus_on_chain=None if machine is None else gpus_present(machine),
+        gpus_usable_before=gpus_usable_before,
     )
     return Observation(view, workloads)

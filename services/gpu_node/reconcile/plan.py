@@ -7,6 +7,12 @@ runtime lists by lease label. Each run compares the two and returns actions; run
 again on the same view returns the same actions, and once the executor has carried them out the
 next plan is empty. The chain's own rules keep a repeated chain action harmless (a second
 start_lease fails with LeaseAlreadyStarted), and the executor re-reads the chain before acting.
+
+GPUs: the chain's GPU set of the machine (`gpus_present`) follows the slots the node can run
+(UpdateGpus); the chain ends the leases of removed slots. A slot changes on chain only when two
+NVML reads in a row agree on it (`gpu_target`): taking a slot off ends its leases for good, and
+one failed read must not do that. Until the chain has caught up, a lease holding a slot the
+node cannot run now gets no workload and no start.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ __all__ = [
     "LeaseFacts",
     "SpecFacts",
     "StartLease",
+    "UpdateGpus",
     "View",
+    "gpu_target",
     "plan",
 ]
 
@@ -65,6 +73,12 @@ class View:
     start_window: int
     # Claim a running lease's pay when this many blocks accrued since its checkpoint; 0: at end.
     claim_every: int = 0
+    # Slots the node can run now, at the read before, and the machine's gpus_present on chain
+    # (bit masks); None when not known, and then the plan neither changes the chain's set nor
+    # holds leases back.
+    gpus_usable: int | None = None
+    gpus_on_chain: int | None = None
+    gpus_usable_before: int | None = None
 
 
 class DeleteReason(Enum):
@@ -112,10 +126,33 @@ class ForgetSpec:
     lease_id: int
 
 
-Action = DeleteWorkload | ApplyWorkload | StartLease | ClaimPayment | CancelLease | ForgetSpec
+@dataclass(frozen=True)
+class UpdateGpus:
+    """The chain's GPU set differs from the slots the node can run: set it to these."""
 
-# Order within one run: free resources first, then create, then chain calls, then bookkeeping.
-_ORDER = {DeleteWorkload: 0, ApplyWorkload: 1, StartLease: 2, ClaimPayment: 3, CancelLease: 4}
+    gpus_present: int
+
+
+Action = (
+    DeleteWorkload
+    | UpdateGpus
+    | ApplyWorkload
+    | StartLease
+    | ClaimPayment
+    | CancelLease
+    | ForgetSpec
+)
+
+# Order within one run: free resources first, then tell the chain which GPUs exist (it ends the
+# leases of missing ones), then create, then chain calls, then bookkeeping.
+_ORDER = {
+    DeleteWorkload: 0,
+    UpdateGpus: 1,
+    ApplyWorkload: 2,
+    StartLease: 3,
+    ClaimPayment: 4,
+    CancelLease: 5,
+}
 _DEAD = frozenset({WorkloadPhase.FAILED, WorkloadPhase.STOPPED})
 
 
@@ -151,6 +188,14 @@ def _plan_lease(view: View, lease_id: int) -> list[Action]:
         delete(DeleteReason.NO_SPEC)
         return actions
 
+    if view.gpus_usable is not None and any(
+        not view.gpus_usable >> slot & 1 for slot in lease.gpu_indexes
+    ):
+        # Nothing can run it here. UpdateGpus takes the slot off the chain, which ends the
+        # lease (GpusRemoved); a workload still running on the lease's other GPUs stays until
+        # then, so the customer loses nothing before the chain settles.
+        return actions
+
     if phase is None or phase in _DEAD:
         actions.append(ApplyWorkload(lease_id, lease.gpu_indexes, restart=phase is not None))
     elif phase is WorkloadPhase.RUNNING and lease.state == "Pending":
@@ -166,11 +211,25 @@ def _plan_lease(view: View, lease_id: int) -> list[Action]:
 
 
 def _rank(action: Action) -> tuple[int, int]:
-    return (_ORDER.get(type(action), 5), action.lease_id)
+    lease_id = -1 if isinstance(action, UpdateGpus) else action.lease_id
+    return (_ORDER.get(type(action), len(_ORDER)), lease_id)
+
+
+def gpu_target(usable: int, usable_before: int | None, on_chain: int) -> int:
+    """The GPU set the chain should have: slots usable in both of the last two reads, plus
+    slots the reads disagree on where the chain already has them (no change on one read)."""
+    before = usable if usable_before is None else usable_before
+    return (usable & before) | (on_chain & (usable | before))
 
 
 def plan(view: View) -> list[Action]:
     """The actions that bring the runtime and the chain in line with the leases of `view`."""
     ids = set(view.leases) | set(view.specs) | set(view.workloads)
     actions = [a for lease_id in ids for a in _plan_lease(view, lease_id)]
+    if view.gpus_usable is not None and view.gpus_on_chain is not None:
+        target = gpu_target(view.gpus_usable, view.gpus_usable_before, view.gpus_on_chain)
+        # Never empty: the chain refuses an empty set (InvalidGpuSet), and a machine with no
+        # usable GPU has nothing to offer anyway; its leases wait for the GPUs or their end.
+        if target and target != view.gpus_on_chain:
+            actions.append(UpdateGpus(target))
     return sorted(actions, key=_rank)

@@ -13,7 +13,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
+from services.common import (
+    ENV_NAME_PATTERN,
+    MIN_CPU_MILLICORES,
+    MIN_MEMORY_MIB,
+    RESERVED_CONTAINER_PORTS,
+    check_image,
+    check_ssh_public_key,
+)
+
 __all__ = [
+    "MIN_CPU_MILLICORES",
+    "MIN_MEMORY_MIB",
+    "NODE_ENV_PREFIX",
     "LeaseWorkload",
     "WorkloadRuntimeError",
     "WorkloadInvalid",
@@ -21,18 +33,16 @@ __all__ = [
     "WorkloadPhase",
     "WorkloadRuntime",
     "WorkloadStatus",
+    "container_env",
 ]
 
-# What we accept for env names and SSH keys: enough for real use, nothing a shell or YAML
-# consumer could misread.
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SSH_KEY = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) "
-    r"[A-Za-z0-9+/=]+( [^\n\r]*)?$"
-)
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
-# Ports the node itself uses inside every lease (sshd); a lease cannot publish them again.
-RESERVED_CONTAINER_PORTS = frozenset({2222})
+# Image references, SSH key lines, env names, reserved ports and the smallest limits a workload
+# runs with (below them sshd alone does not start reliably) are the workload spec's rules, in
+# services.common._workload: what the API accepts is exactly what runs here.
+# Variables the node sets in every lease (lease id, SSH key); a spec's env never overrides them.
+# NVIDIA_* is the container runtime's (NVIDIA_VISIBLE_DEVICES=all would expose every GPU).
+NODE_ENV_PREFIX = "GRIDLEASE_"
+_RESERVED_ENV_PREFIXES = (NODE_ENV_PREFIX, "NVIDIA_")
 
 
 class WorkloadRuntimeError(Exception):
@@ -69,6 +79,10 @@ class LeaseWorkload:
     cpu_millicores: int = 1000
     memory_mib: int = 1024
     pids_limit: int = 4096
+    # Container port -> host port it is published on, sshd's included; allocated once per lease
+    # (NodeStore.host_ports) so a re-created workload keeps its ports. Ports left out are
+    # published wherever the runtime chooses.
+    host_ports: Mapping[int, int] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise WorkloadInvalid on the first broken rule; builders assume a valid workload."""
@@ -78,20 +92,47 @@ class LeaseWorkload:
             raise WorkloadInvalid("gpu_indices and gpu_uuids must pair up")
         if len(set(self.gpu_indices)) != len(self.gpu_indices):
             raise WorkloadInvalid("gpu_indices has duplicates")
-        if not _IMAGE.match(self.image):
-            raise WorkloadInvalid("image is not a valid image reference")
-        if not _SSH_KEY.match(self.ssh_public_key.strip()):
-            raise WorkloadInvalid("ssh_public_key is not an OpenSSH public key line")
+        try:
+            check_image(self.image)
+            # Runtimes strip the key line (a key read from a file ends in a newline).
+            check_ssh_public_key(self.ssh_public_key.strip())
+        except ValueError as exc:
+            raise WorkloadInvalid(str(exc)) from exc
         for name in self.env:
-            if not _ENV_NAME.match(name):
+            if re.fullmatch(ENV_NAME_PATTERN, name) is None:
                 raise WorkloadInvalid(f"env name {name!r} is not a valid variable name")
         if len(set(self.ports)) != len(self.ports):
             raise WorkloadInvalid("ports has duplicates")
         for port in self.ports:
             if not 1 <= port <= 65535 or port in RESERVED_CONTAINER_PORTS:
                 raise WorkloadInvalid(f"port {port} is out of range or reserved")
-        if self.cpu_millicores < 100 or self.memory_mib < 64 or self.pids_limit < 64:
+        if (
+            self.cpu_millicores < MIN_CPU_MILLICORES
+            or self.memory_mib < MIN_MEMORY_MIB
+            or self.pids_limit < 64
+        ):
             raise WorkloadInvalid("cpu, memory or pids limit is below the minimum")
+        exposed = {*RESERVED_CONTAINER_PORTS, *self.ports}
+        for container_port, host_port in self.host_ports.items():
+            if container_port not in exposed or not 1 <= host_port <= 65535:
+                raise WorkloadInvalid(f"host port {host_port} for {container_port} is invalid")
+        if len(set(self.host_ports.values())) != len(self.host_ports):
+            raise WorkloadInvalid("host_ports has duplicates")
+
+
+def container_env(workload: LeaseWorkload, node_env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The container's environment: the spec's variables, then the node's own.
+
+    Spec variables with a reserved prefix (GRIDLEASE_*, NVIDIA_*; any case) are dropped rather
+    than relied on to lose: whether the first or the last of two equal names wins differs
+    between runtimes, and the node's values (lease id, SSH key, visible GPUs) must hold.
+    """
+    own = [
+        (name, value)
+        for name, value in sorted(workload.env.items())
+        if not name.upper().startswith(_RESERVED_ENV_PREFIXES)
+    ]
+    return own + sorted(node_env.items())
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from services.common import MachineResources
 from services.common._chain import ChainClient
-from tests.seed.harness import wait_until
+from services.customer_api.models import MAX_LEASE_BLOCKS
+from tests.seed.harness import SeedProcess, wait_until
 from tests.utils.api_accounts import UNIT, fund, funded_customer, sign_up
 from tests.utils.api_leases import lease_body
 from tests.utils.api_machines import OfferedMachine
@@ -33,9 +35,16 @@ def test_create_lease_holds_escrow_and_retries_delivery(
 
     def retried() -> bool:
         got = client.get(f"/v1/leases/{lease['lease_id']}", headers=customer.headers).json()
-        return got["delivery"]["attempts"] >= 2
+        return bool(got["delivery"]["attempts"] >= 2)
 
     wait_until(retried, what="a background redelivery")
+
+
+def _leases_created(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("gridlease_api_leases_created_total "):
+            return float(line.split()[1])
+    raise AssertionError("gridlease_api_leases_created_total is not exported")
 
 
 def test_create_lease_retry_with_same_key_pays_once(
@@ -45,9 +54,11 @@ def test_create_lease_retry_with_same_key_pays_once(
     customer = funded_customer(client)
     body = lease_body(machine.hex_id)
     headers = {**customer.headers, "Idempotency-Key": "order-42"}
+    created_before = _leases_created(client)
     first = client.post("/v1/leases", json=body, headers=headers)
     again = client.post("/v1/leases", json=body, headers=headers)
     assert first.status_code == 201 and again.status_code == 200
+    assert _leases_created(client) == created_before + 1  # counted once, the replay not
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["lease_id"] == first.json()["lease_id"]
     assert chain.customer_leases(customer.address) == [first.json()["lease_id"]]
@@ -207,3 +218,81 @@ def test_report_downtime_refuses_while_up_then_refunds_and_compensates(
     assert ended["state"] == "ended" and ended["end_reason"] == "Failed"
     assert int(ended["compensation"]) > 0
     assert int(ended["spent"]) + int(ended["refunded"]) == int(lease["escrow"])
+
+
+def test_spec_the_node_would_refuse_is_422_and_nothing_reaches_the_chain(
+    client: TestClient, chain: ChainClient, offered_machine: Callable[..., OfferedMachine]
+) -> None:
+    machine = offered_machine()
+    customer = funded_customer(client)
+    for fields in (
+        {"image": "Docker.io/Library/Ubuntu:22.04"},
+        {"ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAInotakey x"},
+        {"env": {"GRIDLEASE_LEASE_ID": "1"}},
+    ):
+        reply = client.post(
+            "/v1/leases", json=lease_body(machine.hex_id, **fields), headers=customer.headers
+        )
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["detail"][0]["loc"][1] == next(iter(fields))
+    assert chain.customer_leases(customer.address) == []
+    assert chain.held(customer.address, "LeaseEscrow") == 0
+
+
+def test_resources_beyond_the_share_the_offer_states_are_422(
+    client: TestClient,
+    chain: ChainClient,
+    seed: SeedProcess,
+    offered_machine: Callable[..., OfferedMachine],
+) -> None:
+    machine = offered_machine(gpus=4)
+    machine.announce(seed.endpoint, host=MachineResources(cpu_millicores=4000, memory_mib=16384))
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+
+    def host_known() -> bool:
+        held = runtime.index.get(machine.machine_id)
+        return held is not None and held[0].host is not None
+
+    wait_until(host_known, what="the offer with its host resources")
+    customer = funded_customer(client)
+    greedy = lease_body(machine.hex_id, gpus=1, memory_mib=8192, cpu_millicores=1000)
+    reply = client.post("/v1/leases", json=greedy, headers=customer.headers)
+    assert reply.status_code == 422, reply.text
+    assert [e["loc"] for e in reply.json()["detail"]] == [["body", "memory_mib"]]
+    assert chain.customer_leases(customer.address) == []
+    fair = lease_body(machine.hex_id, gpus=2, memory_mib=8192, cpu_millicores=2000)
+    created = client.post("/v1/leases", json=fair, headers=customer.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["memory_mib"] == 8192
+
+
+def test_durations_are_bounded_by_the_chain_longest_lease(
+    client: TestClient, chain: ChainClient, offered_machine: Callable[..., OfferedMachine]
+) -> None:
+    assert int(chain.constant("MaxLeaseDuration")) == MAX_LEASE_BLOCKS
+    machine = offered_machine()
+    customer = funded_customer(client)
+    too_long = lease_body(machine.hex_id, duration_blocks=MAX_LEASE_BLOCKS + 1)
+    reply = client.post("/v1/leases", json=too_long, headers=customer.headers)
+    assert reply.status_code == 422 and reply.json()["detail"][0]["loc"] == [
+        "body",
+        "duration_blocks",
+    ]
+    lease = client.post(
+        "/v1/leases", json=lease_body(machine.hex_id), headers=customer.headers
+    ).json()
+    held = chain.held(customer.address, "LeaseEscrow")
+    free = chain.account(customer.address)["free"]
+    extended = client.post(
+        f"/v1/leases/{lease['lease_id']}/extend",
+        json={"extra_blocks": MAX_LEASE_BLOCKS},
+        headers=customer.headers,
+    )
+    assert extended.status_code == 409, extended.text
+    assert extended.json() == {
+        "detail": "Lease would pass the longest lease",
+        "code": "InvalidDuration",
+    }
+    # Refused before the chain: nothing held, no transaction fee paid.
+    assert chain.held(customer.address, "LeaseEscrow") == held
+    assert chain.account(customer.address)["free"] == free

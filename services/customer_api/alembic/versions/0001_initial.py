@@ -8,7 +8,7 @@ Create Date: 2026-11-23
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # by full name: mypy does not see it through `import sqlmodel`
 from alembic import op
 
 revision: str = "0001"

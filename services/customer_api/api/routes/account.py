@@ -8,21 +8,16 @@ from services.common import keypair_from_secret
 from services.common._chain import ChainUnavailable, ExtrinsicFailed
 from services.customer_api import crud
 from services.customer_api.api.deps import ChainDep, CurrentCustomer, RuntimeDep, SessionDep
+from services.customer_api.api.ratelimit import FAUCET_LIMITS
+from services.customer_api.api.responses import errors, refuse
 from services.customer_api.errors import ApiError, from_extrinsic_failed
 from services.customer_api.leasing import lease_state
-from services.customer_api.models import (
-    Account,
-    ErrorPublic,
-    FaucetRequest,
-    FaucetResult,
-    LeaseSpending,
-)
+from services.customer_api.models import Account, FaucetRequest, FaucetResult, LeaseSpending
 
 router = APIRouter(prefix="/account", tags=["account"])
-_ERRORS = {code: {"model": ErrorPublic} for code in (401, 503)}
 
 
-@router.get("", response_model=Account, responses=_ERRORS)
+@router.get("", response_model=Account, responses=errors(401, 503))
 def read_account(session: SessionDep, customer: CurrentCustomer, chain: ChainDep) -> Account:
     """Free balance and escrow on chain, and what each lease has cost so far."""
     try:
@@ -54,18 +49,21 @@ def read_account(session: SessionDep, customer: CurrentCustomer, chain: ChainDep
 @router.post(
     "/faucet",
     response_model=FaucetResult,
-    responses={**_ERRORS, 403: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
+    responses=errors(400, 401, 403, 422, 429, 503),
+    dependencies=FAUCET_LIMITS,
 )
 def faucet(
     body: FaucetRequest, customer: CurrentCustomer, chain: ChainDep, runtime: RuntimeDep
 ) -> FaucetResult:
-    """Dev mode only: fund this account from the faucet account (//Alice by default)."""
+    """Dev mode only: fund this account from the faucet account (//Alice by default), at most
+    `faucet_max_amount` (setting) per call. Rate limited per account and per address."""
     settings = runtime.settings
     if not settings.dev_mode:
         raise ApiError(403, "Faucet disabled outside dev mode")
     amount = int(body.amount)
     if amount < 1 or amount > settings.faucet_max_amount:
-        raise ApiError(422, "Faucet amount out of range")
+        why = f"Faucet amount out of range (1 to {settings.faucet_max_amount})"
+        raise refuse({"amount": (why, body.amount)}, kind="out_of_range")
     source = keypair_from_secret(settings.faucet_secret.get_secret_value())
     try:
         receipt = chain.writer_for(source.ss58_address).transfer(source, customer.address, amount)

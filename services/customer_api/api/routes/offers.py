@@ -5,21 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import StringConstraints
 
+from services.common import FullMatch
 from services.common._chain import ChainUnavailable
 from services.customer_api.api.deps import CurrentCustomer, SeedsDep
+from services.customer_api.api.responses import errors
 from services.customer_api.errors import ApiError
-from services.customer_api.models import ErrorPublic, OfferPublic, OfferSort, OffersPublic
+from services.customer_api.models import U128_MAX, OfferPublic, OfferSort, OffersPublic
 from services.customer_api.offers.index import OfferQuery
 
 router = APIRouter(prefix="/offers", tags=["offers"])
-_ERRORS = {401: {"model": ErrorPublic}, 503: {"model": ErrorPublic}}
-U128_MAX = 2**128 - 1
-LabelFilter = Annotated[str, StringConstraints(pattern=r"^[^=]{1,128}=.{0,256}$")]
+LabelFilter = Annotated[str, FullMatch(r"[^=\x00-\x1f]{1,128}=[^\x00-\x1f]{0,256}", "key=value")]
 
 
-@router.get("", response_model=OffersPublic, responses=_ERRORS)
+@router.get("", response_model=OffersPublic, responses=errors(401, 422, 503))
 def search_offers(
     _customer: CurrentCustomer,
     offers: SeedsDep,
@@ -59,15 +58,11 @@ def search_offers(
     return offers.public(result, query)
 
 
-@router.get(
-    "/{machine_id}",
-    response_model=OfferPublic,
-    responses={**_ERRORS, 404: {"model": ErrorPublic}},
-)
+@router.get("/{machine_id}", response_model=OfferPublic, responses=errors(401, 404, 422, 503))
 def read_offer(
     _customer: CurrentCustomer,
     offers: SeedsDep,
-    machine_id: Annotated[str, Path(pattern=r"^0x[0-9a-f]{64}$")],
+    machine_id: Annotated[str, FullMatch(r"0x[0-9a-f]{64}"), Path()],
 ) -> OfferPublic:
     try:
         found = offers.one(bytes.fromhex(machine_id[2:]))

@@ -3,14 +3,18 @@
 Each apply GETs the object. Absent: it is created. Present: the fields we own (our labels and
 annotations, plus the kind's body such as `spec` or `data`) are compared with what the server
 holds, ignoring what the server adds (defaults, status, other managers' labels); only on a
-difference is it patched. Both writes are server-side apply under one field manager, so the
-server records exactly which fields are ours and drops those a later desired object omits.
+difference is it patched. Resource quantities are compared by value: the server rewrites them
+in its canonical form (`1024Gi` comes back as `1Ti`, `1000` CPUs as `1k`), so comparing their
+text would patch again at every reconcile. Both writes are server-side apply under one field
+manager, so the server records exactly which fields are ours and drops those a later desired
+object omits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -22,11 +26,13 @@ from kubernetes.client import (
     V1Deployment,
     V1Namespace,
     V1NetworkPolicy,
+    V1ObjectMeta,
     V1ResourceQuota,
     V1Secret,
     V1Service,
 )
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 
 from services.gpu_node import labels
 from services.gpu_node.runtime.base import LeaseWorkload
@@ -77,16 +83,41 @@ class KubeApis:
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
-    value = _SERIALIZER.sanitize_for_serialization(obj)
+    value = _SERIALIZER.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]  # unannotated
     assert isinstance(value, dict)
     return value
 
 
-def _contains(desired: Any, actual: Any) -> bool:
-    """Whether `actual` holds everything `desired` sets (extra keys in `actual` are fine)."""
+# Maps whose values are resource quantities: a container's `resources.limits`/`requests` and a
+# ResourceQuota's `spec.hard`. Only there is "1k" the same as "1000" (an env value is text).
+QUANTITY_MAPS = frozenset({"limits", "requests", "hard"})
+
+
+def _quantity(value: Any) -> Decimal | None:
+    if not isinstance(value, str | int):
+        return None
+    try:
+        return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]  # unannotated upstream
+    except ValueError:
+        return None
+
+
+def _same_quantity(desired: Any, actual: Any) -> bool:
+    if desired == actual:
+        return True
+    want, have = _quantity(desired), _quantity(actual)
+    return want is not None and want == have
+
+
+def _contains(desired: Any, actual: Any, *, quantities: bool = False) -> bool:
+    """Whether `actual` holds everything `desired` sets (extra keys in `actual` are fine).
+    `quantities`: the values of this map are resource quantities, compared by value."""
     if isinstance(desired, dict):
         return isinstance(actual, dict) and all(
-            _contains(value, actual.get(key)) for key, value in desired.items()
+            _same_quantity(value, actual.get(key))
+            if quantities
+            else _contains(value, actual.get(key), quantities=key in QUANTITY_MAPS)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -129,8 +160,22 @@ def _apply(
 _SSA: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY_PATCH}
 
 
+def _name(meta: V1ObjectMeta | None) -> str:
+    """metadata.name of an object to apply (the builders always set it); ValueError if unset."""
+    if meta is None or meta.name is None:
+        raise ValueError("object to apply has no metadata.name")
+    return meta.name
+
+
+def _namespaced_name(meta: V1ObjectMeta | None) -> tuple[str, str]:
+    """(metadata.name, metadata.namespace) of a namespaced object to apply; ValueError if unset."""
+    if meta is None or meta.namespace is None:
+        raise ValueError("object to apply has no metadata.namespace")
+    return _name(meta), meta.namespace
+
+
 def apply_namespace(apis: KubeApis, desired: V1Namespace) -> Outcome:
-    name = desired.metadata.name
+    name = _name(desired.metadata)
     return _apply(
         desired,
         (),
@@ -140,7 +185,7 @@ def apply_namespace(apis: KubeApis, desired: V1Namespace) -> Outcome:
 
 
 def apply_secret(apis: KubeApis, desired: V1Secret) -> Outcome:
-    name, ns = desired.metadata.name, desired.metadata.namespace
+    name, ns = _namespaced_name(desired.metadata)
     return _apply(
         desired,
         ("data", "type"),
@@ -150,7 +195,7 @@ def apply_secret(apis: KubeApis, desired: V1Secret) -> Outcome:
 
 
 def apply_resource_quota(apis: KubeApis, desired: V1ResourceQuota) -> Outcome:
-    name, ns = desired.metadata.name, desired.metadata.namespace
+    name, ns = _namespaced_name(desired.metadata)
     return _apply(
         desired,
         ("spec",),
@@ -160,7 +205,7 @@ def apply_resource_quota(apis: KubeApis, desired: V1ResourceQuota) -> Outcome:
 
 
 def apply_network_policy(apis: KubeApis, desired: V1NetworkPolicy) -> Outcome:
-    name, ns = desired.metadata.name, desired.metadata.namespace
+    name, ns = _namespaced_name(desired.metadata)
     return _apply(
         desired,
         ("spec",),
@@ -170,7 +215,7 @@ def apply_network_policy(apis: KubeApis, desired: V1NetworkPolicy) -> Outcome:
 
 
 def apply_deployment(apis: KubeApis, desired: V1Deployment) -> Outcome:
-    name, ns = desired.metadata.name, desired.metadata.namespace
+    name, ns = _namespaced_name(desired.metadata)
     return _apply(
         desired,
         ("spec",),
@@ -180,7 +225,7 @@ def apply_deployment(apis: KubeApis, desired: V1Deployment) -> Outcome:
 
 
 def apply_service(apis: KubeApis, desired: V1Service) -> Outcome:
-    name, ns = desired.metadata.name, desired.metadata.namespace
+    name, ns = _namespaced_name(desired.metadata)
     return _apply(
         desired,
         ("spec",),
@@ -218,7 +263,8 @@ def cleanup_orphans(apis: KubeApis, active_lease_ids: Collection[int]) -> list[i
     found = apis.core.list_namespace(label_selector=labels.managed_selector())
     deleted: list[int] = []
     for ns in found.items:
-        lease_label = (ns.metadata.labels or {}).get(labels.LEASE_ID, "")
+        ns_labels = ns.metadata.labels if ns.metadata is not None else None
+        lease_label = (ns_labels or {}).get(labels.LEASE_ID, "")
         if not lease_label.isdigit() or int(lease_label) in active_lease_ids:
             continue
         if delete_lease(apis, int(lease_label)):

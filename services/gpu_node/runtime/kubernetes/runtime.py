@@ -56,9 +56,9 @@ class KubernetesRuntime:
             # Pods ask the scheduler for nvidia.com/gpu; simulated GPUs have none to give.
             raise ConfigError("the kubernetes runtime needs real GPUs; use podman to simulate")
         try:
-            kube_config.load_incluster_config()
+            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]  # unannotated
         except kube_config.ConfigException:
-            kube_config.load_kube_config(context=context)
+            kube_config.load_kube_config(context=context)  # type: ignore[no-untyped-call]  # same
         client = ApiClient()
         return cls(KubeApis(CoreV1Api(client), AppsV1Api(client), NetworkingV1Api(client)))
 
@@ -73,7 +73,8 @@ class KubernetesRuntime:
         found = self.apis.core.list_namespace(label_selector=labels.managed_selector())
         statuses = []
         for ns in found.items:
-            lease_label = (ns.metadata.labels or {}).get(labels.LEASE_ID, "")
+            ns_labels = ns.metadata.labels if ns.metadata is not None else None
+            lease_label = (ns_labels or {}).get(labels.LEASE_ID, "")
             if not lease_label.isdigit():
                 continue
             try:
@@ -95,13 +96,14 @@ class KubernetesRuntime:
         endpoints: dict[int, str] = {}
         try:
             service = self.apis.core.read_namespaced_service(WORKLOAD_NAME, ns)
-            for port in service.spec.ports or []:
+            for port in (service.spec.ports if service.spec is not None else None) or []:
                 if port.node_port:
                     endpoints[int(port.port)] = f"{self.node_host}:{port.node_port}"
         except ApiException as exc:
             if exc.status != 404:
                 raise
-        uuids = (deployment.metadata.annotations or {}).get(labels.GPU_UUIDS, "")
+        meta = deployment.metadata
+        uuids = ((meta.annotations if meta is not None else None) or {}).get(labels.GPU_UUIDS, "")
         return WorkloadStatus(
             lease_id=lease_id,
             phase=phase,

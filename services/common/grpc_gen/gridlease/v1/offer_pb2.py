@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gridlease/v1/offer.proto\x12\x0cgridlease.v1\"\\\n\x0cGpuInventory\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x12\n\nmemory_mib\x18\x03 \x01(\x04\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\"\xbe\x02\n\x05Offer\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x1b\n\x13operator_public_key\x18\x03 \x01(\x0c\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\'\n\x03gpu\x18\x05 \x01(\x0b\x32\x1a.gridlease.v1.GpuInventory\x12\x1f\n\x17price_per_gpu_per_block\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\x12/\n\x06labels\x18\x08 \x03(\x0b\x32\x1f.gridlease.v1.Offer.LabelsEntry\x12\x10\n\x08sequence\x18\t \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\n \x01(\x04\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x0bSignedOffer\x12\r\n\x05offer\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gridlease/v1/offer.proto\x12\x0cgridlease.v1\"\\\n\x0cGpuInventory\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x12\n\nmemory_mib\x18\x03 \x01(\x04\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\";\n\rHostResources\x12\x16\n\x0e\x63pu_millicores\x18\x01 \x01(\x04\x12\x12\n\nmemory_mib\x18\x02 \x01(\x04\"\xe9\x02\n\x05Offer\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x1b\n\x13operator_public_key\x18\x03 \x01(\x0c\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12\'\n\x03gpu\x18\x05 \x01(\x0b\x32\x1a.gridlease.v1.GpuInventory\x12\x1f\n\x17price_per_gpu_per_block\x18\x06 \x01(\t\x12\x0e\n\x06region\x18\x07 \x01(\t\x12/\n\x06labels\x18\x08 \x03(\x0b\x32\x1f.gridlease.v1.Offer.LabelsEntry\x12\x10\n\x08sequence\x18\t \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\n \x01(\x04\x12)\n\x04host\x18\x0b \x01(\x0b\x32\x1b.gridlease.v1.HostResources\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x0bSignedOffer\x12\r\n\x05offer\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OFFER_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_GPUINVENTORY']._serialized_start=42
   _globals['_GPUINVENTORY']._serialized_end=134
-  _globals['_OFFER']._serialized_start=137
-  _globals['_OFFER']._serialized_end=455
-  _globals['_OFFER_LABELSENTRY']._serialized_start=410
-  _globals['_OFFER_LABELSENTRY']._serialized_end=455
-  _globals['_SIGNEDOFFER']._serialized_start=457
-  _globals['_SIGNEDOFFER']._serialized_end=504
+  _globals['_HOSTRESOURCES']._serialized_start=136
+  _globals['_HOSTRESOURCES']._serialized_end=195
+  _globals['_OFFER']._serialized_start=198
+  _globals['_OFFER']._serialized_end=559
+  _globals['_OFFER_LABELSENTRY']._serialized_start=514
+  _globals['_OFFER_LABELSENTRY']._serialized_end=559
+  _globals['_SIGNEDOFFER']._serialized_start=561
+  _globals['_SIGNEDOFFER']._serialized_end=608
 # @@protoc_insertion_point(module_scope)

@@ -18,8 +18,16 @@ class GpuInventory(_message.Message):
     compute_capability: str
     def __init__(self, model: _Optional[str] = ..., count: _Optional[int] = ..., memory_mib: _Optional[int] = ..., compute_capability: _Optional[str] = ...) -> None: ...
 
+class HostResources(_message.Message):
+    __slots__ = ("cpu_millicores", "memory_mib")
+    CPU_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    cpu_millicores: int
+    memory_mib: int
+    def __init__(self, cpu_millicores: _Optional[int] = ..., memory_mib: _Optional[int] = ...) -> None: ...
+
 class Offer(_message.Message):
-    __slots__ = ("machine_id", "provider", "operator_public_key", "endpoint", "gpu", "price_per_gpu_per_block", "region", "labels", "sequence", "timestamp_ms")
+    __slots__ = ("machine_id", "provider", "operator_public_key", "endpoint", "gpu", "price_per_gpu_per_block", "region", "labels", "sequence", "timestamp_ms", "host")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +45,7 @@ class Offer(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
     machine_id: bytes
     provider: str
     operator_public_key: bytes
@@ -47,7 +56,8 @@ class Offer(_message.Message):
     labels: _containers.ScalarMap[str, str]
     sequence: int
     timestamp_ms: int
-    def __init__(self, machine_id: _Optional[bytes] = ..., provider: _Optional[str] = ..., operator_public_key: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., gpu: _Optional[_Union[GpuInventory, _Mapping]] = ..., price_per_gpu_per_block: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., sequence: _Optional[int] = ..., timestamp_ms: _Optional[int] = ...) -> None: ...
+    host: HostResources
+    def __init__(self, machine_id: _Optional[bytes] = ..., provider: _Optional[str] = ..., operator_public_key: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., gpu: _Optional[_Union[GpuInventory, _Mapping]] = ..., price_per_gpu_per_block: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., sequence: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., host: _Optional[_Union[HostResources, _Mapping]] = ...) -> None: ...
 
 class SignedOffer(_message.Message):
     __slots__ = ("offer", "signature")

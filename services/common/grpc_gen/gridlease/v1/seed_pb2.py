@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from services.common.grpc_gen.gridlease.v1 import offer_pb2 as gridlease_dot_v1_dot_offer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gridlease/v1/seed.proto\x12\x0cgridlease.v1\x1a\x18gridlease/v1/offer.proto\"B\n\x0f\x41nnounceRequest\x12/\n\x0csigned_offer\x18\x01 \x01(\x0b\x32\x19.gridlease.v1.SignedOffer\"8\n\x10\x41nnounceResponse\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"%\n\x0fGetOfferRequest\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\";\n\x10GetOfferResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.gridlease.v1.OfferEntry\"a\n\nOfferEntry\x12\"\n\x05offer\x18\x01 \x01(\x0b\x32\x13.gridlease.v1.Offer\x12/\n\x0csigned_offer\x18\x02 \x01(\x0b\x32\x19.gridlease.v1.SignedOffer\"\xea\x01\n\x0bOfferFilter\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x15\n\rmin_gpu_count\x18\x02 \x01(\r\x12\x16\n\x0emin_memory_mib\x18\x03 \x01(\x04\x12#\n\x1bmax_price_per_gpu_per_block\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x35\n\x06labels\x18\x06 \x03(\x0b\x32%.gridlease.v1.OfferFilter.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"e\n\x11ListOffersRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.gridlease.v1.OfferFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x12ListOffersResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.gridlease.v1.OfferEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x12WatchOffersRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.gridlease.v1.OfferFilter\x12\x18\n\x10include_existing\x18\x02 \x01(\x08\"j\n\x13WatchOffersResponse\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.gridlease.v1.OfferEventType\x12\'\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x18.gridlease.v1.OfferEntry\"J\n\rDigestRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nknown_root\x18\x03 \x01(\x0c\"3\n\x0b\x44igestEntry\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"t\n\x0e\x44igestResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.gridlease.v1.DigestEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0c\n\x04root\x18\x03 \x01(\x0c\x12\x0f\n\x07in_sync\x18\x04 \x01(\x08\")\n\x12\x46\x65tchOffersRequest\x12\x13\n\x0bmachine_ids\x18\x01 \x03(\x0c\"G\n\x13\x46\x65tchOffersResponse\x12\x30\n\rsigned_offers\x18\x01 \x03(\x0b\x32\x19.gridlease.v1.SignedOffer*m\n\x0eOfferEventType\x12 \n\x1cOFFER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OFFER_EVENT_TYPE_STORED\x10\x01\x12\x1c\n\x18OFFER_EVENT_TYPE_EXPIRED\x10\x02\x32\xe3\x03\n\x0bSeedService\x12I\n\x08\x41nnounce\x12\x1d.gridlease.v1.AnnounceRequest\x1a\x1e.gridlease.v1.AnnounceResponse\x12I\n\x08GetOffer\x12\x1d.gridlease.v1.GetOfferRequest\x1a\x1e.gridlease.v1.GetOfferResponse\x12O\n\nListOffers\x12\x1f.gridlease.v1.ListOffersRequest\x1a .gridlease.v1.ListOffersResponse\x12T\n\x0bWatchOffers\x12 .gridlease.v1.WatchOffersRequest\x1a!.gridlease.v1.WatchOffersResponse0\x01\x12\x43\n\x06\x44igest\x12\x1b.gridlease.v1.DigestRequest\x1a\x1c.gridlease.v1.DigestResponse\x12R\n\x0b\x46\x65tchOffers\x12 .gridlease.v1.FetchOffersRequest\x1a!.gridlease.v1.FetchOffersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gridlease/v1/seed.proto\x12\x0cgridlease.v1\x1a\x18gridlease/v1/offer.proto\"B\n\x0f\x41nnounceRequest\x12/\n\x0csigned_offer\x18\x01 \x01(\x0b\x32\x19.gridlease.v1.SignedOffer\"8\n\x10\x41nnounceResponse\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"%\n\x0fGetOfferRequest\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\";\n\x10GetOfferResponse\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.gridlease.v1.OfferEntry\"a\n\nOfferEntry\x12\"\n\x05offer\x18\x01 \x01(\x0b\x32\x13.gridlease.v1.Offer\x12/\n\x0csigned_offer\x18\x02 \x01(\x0b\x32\x19.gridlease.v1.SignedOffer\"\xea\x01\n\x0bOfferFilter\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x15\n\rmin_gpu_count\x18\x02 \x01(\r\x12\x16\n\x0emin_memory_mib\x18\x03 \x01(\x04\x12#\n\x1bmax_price_per_gpu_per_block\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x35\n\x06labels\x18\x06 \x03(\x0b\x32%.gridlease.v1.OfferFilter.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"e\n\x11ListOffersRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.gridlease.v1.OfferFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x12ListOffersResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.gridlease.v1.OfferEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"x\n\x12WatchOffersRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.gridlease.v1.OfferFilter\x12\x18\n\x10include_existing\x18\x02 \x01(\x08\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\"j\n\x13WatchOffersResponse\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.gridlease.v1.OfferEventType\x12\'\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x18.gridlease.v1.OfferEntry\"J\n\rDigestRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nknown_root\x18\x03 \x01(\x0c\"3\n\x0b\x44igestEntry\x12\x12\n\nmachine_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"t\n\x0e\x44igestResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.gridlease.v1.DigestEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0c\n\x04root\x18\x03 \x01(\x0c\x12\x0f\n\x07in_sync\x18\x04 \x01(\x08\")\n\x12\x46\x65tchOffersRequest\x12\x13\n\x0bmachine_ids\x18\x01 \x03(\x0c\"G\n\x13\x46\x65tchOffersResponse\x12\x30\n\rsigned_offers\x18\x01 \x03(\x0b\x32\x19.gridlease.v1.SignedOffer*\x8d\x01\n\x0eOfferEventType\x12 \n\x1cOFFER_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OFFER_EVENT_TYPE_STORED\x10\x01\x12\x1c\n\x18OFFER_EVENT_TYPE_EXPIRED\x10\x02\x12\x1e\n\x1aOFFER_EVENT_TYPE_HEARTBEAT\x10\x03\x32\xe3\x03\n\x0bSeedService\x12I\n\x08\x41nnounce\x12\x1d.gridlease.v1.AnnounceRequest\x1a\x1e.gridlease.v1.AnnounceResponse\x12I\n\x08GetOffer\x12\x1d.gridlease.v1.GetOfferRequest\x1a\x1e.gridlease.v1.GetOfferResponse\x12O\n\nListOffers\x12\x1f.gridlease.v1.ListOffersRequest\x1a .gridlease.v1.ListOffersResponse\x12T\n\x0bWatchOffers\x12 .gridlease.v1.WatchOffersRequest\x1a!.gridlease.v1.WatchOffersResponse0\x01\x12\x43\n\x06\x44igest\x12\x1b.gridlease.v1.DigestRequest\x1a\x1c.gridlease.v1.DigestResponse\x12R\n\x0b\x46\x65tchOffers\x12 .gridlease.v1.FetchOffersRequest\x1a!.gridlease.v1.FetchOffersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OFFERFILTER_LABELSENTRY']._loaded_options = None
   _globals['_OFFERFILTER_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_OFFEREVENTTYPE']._serialized_start=1384
-  _globals['_OFFEREVENTTYPE']._serialized_end=1493
+  _globals['_OFFEREVENTTYPE']._serialized_start=1416
+  _globals['_OFFEREVENTTYPE']._serialized_end=1557
   _globals['_ANNOUNCEREQUEST']._serialized_start=67
   _globals['_ANNOUNCEREQUEST']._serialized_end=133
   _globals['_ANNOUNCERESPONSE']._serialized_start=135
@@ -55,19 +55,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTOFFERSRESPONSE']._serialized_start=732
   _globals['_LISTOFFERSRESPONSE']._serialized_end=820
   _globals['_WATCHOFFERSREQUEST']._serialized_start=822
-  _globals['_WATCHOFFERSREQUEST']._serialized_end=911
-  _globals['_WATCHOFFERSRESPONSE']._serialized_start=913
-  _globals['_WATCHOFFERSRESPONSE']._serialized_end=1019
-  _globals['_DIGESTREQUEST']._serialized_start=1021
-  _globals['_DIGESTREQUEST']._serialized_end=1095
-  _globals['_DIGESTENTRY']._serialized_start=1097
-  _globals['_DIGESTENTRY']._serialized_end=1148
-  _globals['_DIGESTRESPONSE']._serialized_start=1150
-  _globals['_DIGESTRESPONSE']._serialized_end=1266
-  _globals['_FETCHOFFERSREQUEST']._serialized_start=1268
-  _globals['_FETCHOFFERSREQUEST']._serialized_end=1309
-  _globals['_FETCHOFFERSRESPONSE']._serialized_start=1311
-  _globals['_FETCHOFFERSRESPONSE']._serialized_end=1382
-  _globals['_SEEDSERVICE']._serialized_start=1496
-  _globals['_SEEDSERVICE']._serialized_end=1979
+  _globals['_WATCHOFFERSREQUEST']._serialized_end=942
+  _globals['_WATCHOFFERSRESPONSE']._serialized_start=944
+  _globals['_WATCHOFFERSRESPONSE']._serialized_end=1050
+  _globals['_DIGESTREQUEST']._serialized_start=1052
+  _globals['_DIGESTREQUEST']._serialized_end=1126
+  _globals['_DIGESTENTRY']._serialized_start=1128
+  _globals['_DIGESTENTRY']._serialized_end=1179
+  _globals['_DIGESTRESPONSE']._serialized_start=1181
+  _globals['_DIGESTRESPONSE']._serialized_end=1297
+  _globals['_FETCHOFFERSREQUEST']._serialized_start=1299
+  _globals['_FETCHOFFERSREQUEST']._serialized_end=1340
+  _globals['_FETCHOFFERSRESPONSE']._serialized_start=1342
+  _globals['_FETCHOFFERSRESPONSE']._serialized_end=1413
+  _globals['_SEEDSERVICE']._serialized_start=1560
+  _globals['_SEEDSERVICE']._serialized_end=2043
 # @@protoc_insertion_point(module_scope)

@@ -13,9 +13,11 @@ class OfferEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OFFER_EVENT_TYPE_UNSPECIFIED: _ClassVar[OfferEventType]
     OFFER_EVENT_TYPE_STORED: _ClassVar[OfferEventType]
     OFFER_EVENT_TYPE_EXPIRED: _ClassVar[OfferEventType]
+    OFFER_EVENT_TYPE_HEARTBEAT: _ClassVar[OfferEventType]
 OFFER_EVENT_TYPE_UNSPECIFIED: OfferEventType
 OFFER_EVENT_TYPE_STORED: OfferEventType
 OFFER_EVENT_TYPE_EXPIRED: OfferEventType
+OFFER_EVENT_TYPE_HEARTBEAT: OfferEventType
 
 class AnnounceRequest(_message.Message):
     __slots__ = ("signed_offer",)
@@ -93,12 +95,14 @@ class ListOffersResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[OfferEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchOffersRequest(_message.Message):
-    __slots__ = ("filter", "include_existing")
+    __slots__ = ("filter", "include_existing", "heartbeat_interval_ms")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_EXISTING_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     filter: OfferFilter
     include_existing: bool
-    def __init__(self, filter: _Optional[_Union[OfferFilter, _Mapping]] = ..., include_existing: _Optional[bool] = ...) -> None: ...
+    heartbeat_interval_ms: int
+    def __init__(self, filter: _Optional[_Union[OfferFilter, _Mapping]] = ..., include_existing: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
 
 class WatchOffersResponse(_message.Message):
     __slots__ = ("type", "entry")

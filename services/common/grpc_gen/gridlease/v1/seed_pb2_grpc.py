@@ -72,7 +72,8 @@ class SeedServiceServicer:
     """
 
     def Announce(self, request, context):
-        """Announce stores a signed offer after verifying it; errors name the reason.
+        """Announce stores a signed offer after verifying it; errors name the reason. Each source
+        address and each machine is rate limited (RESOURCE_EXHAUSTED, reason "rate_limited").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

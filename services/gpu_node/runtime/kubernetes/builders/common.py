@@ -55,8 +55,8 @@ def lease_metadata(workload: LeaseWorkload, name: str) -> V1ObjectMeta:
     )
 
 
-# The API server returns quantities in canonical form; emitting that form keeps a re-apply from
-# seeing a difference that is only notation ("1000m" comes back as "1", "1024Mi" as "1Gi").
+# Short, readable quantities. The API server may still spell them differently ("1024Gi" comes
+# back as "1Ti"); apply.py compares quantities by value, so notation never causes a patch.
 def cpu_quantity(millicores: int) -> str:
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 

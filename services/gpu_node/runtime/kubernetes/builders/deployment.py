@@ -28,7 +28,7 @@ from kubernetes.client import (
 )
 
 from services.gpu_node import labels
-from services.gpu_node.runtime.base import LeaseWorkload
+from services.gpu_node.runtime.base import LeaseWorkload, container_env
 from services.gpu_node.runtime.images import SSHD_CAPABILITIES, SSHD_CONTAINER_PORT
 from services.gpu_node.runtime.kubernetes.builders.common import (
     SSH_KEY_DIR,
@@ -55,11 +55,11 @@ def _resources(workload: LeaseWorkload, config: BuildConfig) -> V1ResourceRequir
 
 
 def _container(workload: LeaseWorkload, config: BuildConfig) -> V1Container:
-    env = [V1EnvVar(name=k, value=v) for k, v in sorted(workload.env.items())]
-    env += [
-        V1EnvVar(name="GRIDLEASE_LEASE_ID", value=str(workload.lease_id)),
-        V1EnvVar(name="GRIDLEASE_SSH_AUTHORIZED_KEY_FILE", value=SSH_KEY_FILE),
-    ]
+    node_env = {
+        "GRIDLEASE_LEASE_ID": str(workload.lease_id),
+        "GRIDLEASE_SSH_AUTHORIZED_KEY_FILE": SSH_KEY_FILE,
+    }
+    env = [V1EnvVar(name=k, value=v) for k, v in container_env(workload, node_env)]
     ports = [V1ContainerPort(name="ssh", container_port=SSHD_CONTAINER_PORT, protocol="TCP")]
     ports += [
         V1ContainerPort(name=f"p{port}", container_port=port, protocol="TCP")

@@ -1,4 +1,9 @@
-"""A NodePort Service: SSH and the lease's exposed ports, reachable on the node's address."""
+"""A NodePort Service: SSH and the lease's exposed ports, reachable on the node's address.
+
+Node ports are the lease's allocated host ports (LeaseWorkload.host_ports, kept by the node's
+store), not left to the API server: a Service re-created with the lease's namespace would get
+new random ones and the customer's SSH port would move. They must lie in the cluster's
+service-node-port-range (30000-32767 unless the cluster changed it)."""
 
 from __future__ import annotations
 
@@ -13,14 +18,16 @@ __all__ = ["build_service"]
 
 
 def build_service(workload: LeaseWorkload) -> V1Service:
+    named = [("ssh", SSHD_CONTAINER_PORT)] + [(f"p{port}", port) for port in workload.ports]
     ports = [
         V1ServicePort(
-            name="ssh", port=SSHD_CONTAINER_PORT, target_port=SSHD_CONTAINER_PORT, protocol="TCP"
+            name=name,
+            port=port,
+            target_port=port,
+            protocol="TCP",
+            node_port=workload.host_ports.get(port),
         )
-    ]
-    ports += [
-        V1ServicePort(name=f"p{port}", port=port, target_port=port, protocol="TCP")
-        for port in workload.ports
+        for name, port in named
     ]
     return V1Service(
         api_version="v1",

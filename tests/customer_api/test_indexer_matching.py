@@ -1,0 +1,180 @@
+"""The indexer against the real dev chain, on both database backends: a lease is matched to the
+request that signed its extrinsic (never to another request of the same customer and spec), a
+request whose extrinsic can no longer be included is settled (its row removed), two indexers
+on one database never apply a block twice, and a block the chain does not serve is retryable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
+from substrateinterface import Keypair
+
+from services.common import SS58_FORMAT, TOKEN_UNIT, ChainUnavailable, hex0x, spec_hash
+from services.common._chain import PALLET, ChainClient
+from services.customer_api import crud
+from services.customer_api.core.db import make_engine
+from services.customer_api.core.migrate import upgrade
+from services.customer_api.core.security import Custody
+from services.customer_api.indexer import CURSOR, BlockUnavailable, Indexer, IndexerError
+from services.customer_api.models import LeaseRecord, utcnow
+from tests.seed.harness import free_port
+from tests.utils.api_machines import OfferedMachine, register_machine
+
+SECRET = "test-server-secret-0123456789abcdef"
+SPEC: dict[str, object] = {"version": 1, "image": "docker.io/library/python:3.12"}
+FUNDER = Keypair.create_from_uri("//Dave", ss58_format=SS58_FORMAT)
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def machine(chain: ChainClient) -> OfferedMachine:
+    return register_machine(chain, endpoint=f"127.0.0.1:{free_port()}", gpus=8)
+
+
+def _customer(engine: Engine, chain: ChainClient):  # type: ignore[no-untyped-def]
+    custody = Custody(SECRET)
+    with Session(engine, expire_on_commit=False) as session:
+        customer, _ = crud.create_customer(
+            session=session, name="indexed", custody=custody, server_secret=SECRET
+        )
+        keypair = crud.customer_keypair(session=session, customer_id=customer.id, custody=custody)
+    chain.transfer(FUNDER, customer.address, 100 * TOKEN_UNIT)
+    return customer, keypair
+
+
+def _set_cursor_before(engine: Engine, chain: ChainClient, number: int) -> None:
+    with Session(engine) as session:
+        crud.set_cursor(session=session, name=CURSOR, block_number=number,
+                        block_hash=str(chain.block_hash(number)))  # fmt: skip
+        session.commit()
+
+
+def _row(engine: Engine, record_id: object) -> LeaseRecord | None:
+    with Session(engine) as session:
+        return session.get(LeaseRecord, record_id)
+
+
+def test_lease_goes_to_the_request_that_signed_it(
+    engine: Engine, chain: ChainClient, machine: OfferedMachine
+) -> None:
+    customer, keypair = _customer(engine, chain)
+    params = {
+        "machine_id": machine.hex_id, "gpus": 1, "duration": 50,
+        "max_price_per_gpu_block": machine.price, "spec_hash": hex0x(spec_hash(SPEC)),
+    }  # fmt: skip
+    # Two requests of one customer with one spec: both signed with the same nonce, only the
+    # second reaches the chain. A match by customer + spec hash could take either.
+    first = chain.sign(keypair, PALLET, "create_lease", params)
+    second = chain.sign(keypair, PALLET, "create_lease", {**params, "duration": 60})
+    assert first.nonce == second.nonce
+    rows = []
+    with Session(engine, expire_on_commit=False) as session:
+        for key, signed in (("k1", first), ("k2", second)):
+            rows.append(crud.reserve_lease(
+                session=session, customer=customer, idempotency_key=key, request_hash=key,
+                machine_id=machine.hex_id, endpoint=machine.endpoint, gpus=1,
+                duration_blocks=50, spec=SPEC, spec_hash=hex0x(spec_hash(SPEC)), signed=signed,
+            ))  # fmt: skip
+        # Old enough for any age-based guess, and for settling.
+        session.execute(update(LeaseRecord).where(col(LeaseRecord.customer_id) == customer.id)
+                        .values(created_at=utcnow() - timedelta(minutes=5),
+                                updated_at=utcnow() - timedelta(minutes=5)))  # fmt: skip
+        session.commit()
+    _set_cursor_before(engine, chain, chain.block_number())
+    receipt = chain.send(second)
+    lease_id = int(receipt.one(PALLET, "LeaseCreated")["lease_id"])
+    indexer = Indexer(engine, chain)
+    indexer.sync()
+    got_first, got_second = _row(engine, rows[0].id), _row(engine, rows[1].id)
+    assert got_second is not None and got_second.lease_id == lease_id
+    assert got_second.duration_blocks == 60
+    assert got_first is not None and got_first.lease_id is None
+    # The first can never be included now (its nonce is taken): settling removes its row.
+    indexer.settle_submissions()
+    assert _row(engine, rows[0].id) is None
+    assert _row(engine, rows[1].id) is not None
+
+
+def test_two_indexers_apply_each_block_once(
+    engine: Engine, chain: ChainClient, machine: OfferedMachine
+) -> None:
+    customer, keypair = _customer(engine, chain)
+    start = chain.block_number()
+    created = chain.gpu_rental(
+        keypair, "create_lease", machine_id=machine.hex_id, gpus=1, duration=40,
+        max_price_per_gpu_block=machine.price, spec_hash=hex0x(spec_hash(SPEC)),
+    )  # fmt: skip
+    lease_id = int(created.one(PALLET, "LeaseCreated")["lease_id"])
+    with Session(engine, expire_on_commit=False) as session:
+        record = crud.reserve_lease(
+            session=session, customer=customer, idempotency_key=None, request_hash="x",
+            machine_id=machine.hex_id, endpoint=machine.endpoint, gpus=1, duration_blocks=40,
+            spec=SPEC, spec_hash=hex0x(spec_hash(SPEC)),
+            signed=chain.sign(keypair, "System", "remark", {"remark": "0x00"}),
+        )  # fmt: skip
+        crud.record_created(
+            session=session, record_id=record.id, lease_id=lease_id, block_number=0,
+            price_per_gpu_block=machine.price, escrow=0, duration_blocks=40,
+        )  # fmt: skip
+    chain.gpu_rental(machine.key, "start_lease", lease_id=lease_id)
+    claims = [chain.gpu_rental(machine.key, "claim_payment", lease_id=lease_id)
+              for _ in range(3)]  # fmt: skip
+    charged = sum(int(c.one(PALLET, "PaymentClaimed")["paid"])
+                  + int(c.one(PALLET, "PaymentClaimed")["fee"]) for c in claims)  # fmt: skip
+    _set_cursor_before(engine, chain, start)
+    # Two replicas' indexers over the same blocks at once.
+    indexers = [Indexer(engine, ChainClient(chain.url)) for _ in range(2)]
+    errors: list[Exception] = []
+
+    def run(indexer: Indexer) -> None:
+        try:
+            indexer.sync()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in indexers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    found = _row(engine, record.id)
+    assert found is not None and int(found.spent) == charged
+    assert found.chain_state == "running"
+    for indexer in indexers:
+        indexer.chain.close()
+
+
+def test_a_block_the_chain_does_not_serve_is_retryable(
+    engine: Engine, chain: ChainClient
+) -> None:
+    head = chain.block_number()
+    with Session(engine) as session:
+        crud.set_cursor(session=session, name=CURSOR, block_number=head + 10_000,
+                        block_hash="0x" + "ab" * 32)  # fmt: skip
+        session.commit()
+    indexer = Indexer(engine, chain)
+    with pytest.raises(BlockUnavailable) as missing:
+        indexer.sync()
+    assert isinstance(missing.value, ChainUnavailable)  # retried by the loop, not fatal
+    # A block the chain has, with another hash, is another chain: that is fatal.
+    with Session(engine) as session:
+        crud.set_cursor(session=session, name=CURSOR, block_number=head,
+                        block_hash="0x" + "cd" * 32)  # fmt: skip
+        session.commit()
+    with pytest.raises(IndexerError):
+        indexer.sync()
+    _set_cursor_before(engine, chain, head)
+    assert indexer.sync() >= head
