@@ -18,6 +18,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "services.gpu_node.cli",
     "services.customer_cli.cli",
     "services.devstack.cli",
+    "services.devstack.doctor",
 )
 
 

@@ -67,8 +67,11 @@ from services.common._keys import (
 )
 from services.common._logging import JsonFormatter, configure_logging, get_logger
 from services.common._metrics import (
+    CHAIN_RPC_ERROR_KINDS,
     LATENCY_BUCKETS,
+    IntCounter,
     MetricsServer,
+    chain_rpc_errors,
     new_registry,
     rpc_latency,
     start_metrics_server,
@@ -104,6 +107,7 @@ from services.common._workload import (
 )
 
 __all__ = [
+    "CHAIN_RPC_ERROR_KINDS",
     "CONFIG_FILE_ENV",
     "DOMAIN_OFFER",
     "DOMAIN_SUBMIT_WORKLOAD",
@@ -125,6 +129,7 @@ __all__ = [
     "GridleaseError",
     "GridleaseSettings",
     "GuardInterceptor",
+    "IntCounter",
     "InvalidCallArgument",
     "JsonFormatter",
     "MalformedMessage",
@@ -143,6 +148,7 @@ __all__ = [
     "blake2b_256",
     "build_offer",
     "canonical_json",
+    "chain_rpc_errors",
     "channel_options",
     "configure_logging",
     "error_from_rpc",

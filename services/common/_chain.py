@@ -540,7 +540,8 @@ class ChainClient:
     enough for a service's own loop, the API's many requests want several). `timeout_s`
     bounds every RPC answer; `submit_timeout_s` bounds a submission from sending to its block,
     and the wait for a free connection. `signer_locks` serialise signers of one account
-    (default: this process's)."""
+    (default: this process's). `on_error` is told the kind of every failed RPC
+    ("unavailable", "error", "unreadable"; see services.common.chain_rpc_errors)."""
 
     def __init__(
         self,
@@ -551,9 +552,11 @@ class ChainClient:
         submit_timeout_s: float = 60.0,
         signer_locks: SignerLocks | None = None,
         connections: int = 1,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self._on_error = on_error
         self.submit_timeout_s = submit_timeout_s
         self.signer_locks: SignerLocks = signer_locks or PROCESS_SIGNER_LOCKS
         self._all = [_Connection() for _ in range(max(connections, 1))]
@@ -584,10 +587,12 @@ class ChainClient:
                         substrate.close()
                         raise
             except (OSError, WebSocketException, SubstrateRequestException) as e:
+                self._failed("unavailable")
                 raise ChainUnavailable(f"chain at {self.url} unreachable: {e}") from e
             except ChainError:
                 raise
             except Exception as e:  # noqa: BLE001 - a half-read metadata raises anything
+                self._failed("unreadable")
                 raise ChainUnavailable(f"chain at {self.url}: unusable answer: {e!r}") from e
             conn.substrate = substrate
         return conn.substrate
@@ -604,6 +609,10 @@ class ChainClient:
             yield conn
         finally:
             self._free.put(conn)
+
+    def _failed(self, kind: str) -> None:
+        if self._on_error is not None:
+            self._on_error(kind)
 
     @staticmethod
     def _drop(conn: _Connection) -> None:
@@ -629,8 +638,10 @@ class ChainClient:
                 except ChainError:
                     raise
                 except SubstrateRequestException as e:
+                    self._failed("error")
                     raise ChainError(f"chain at {self.url} answered: {e}") from e
                 except (OSError, WebSocketException) as e:
+                    self._failed("unavailable")
                     self._drop(conn)
                     if last:
                         raise ChainUnavailable(f"chain at {self.url} unreachable: {e}") from e
@@ -638,6 +649,7 @@ class ChainClient:
                     # An answer we could not read (a block the node no longer has, a decoder
                     # missing, a connection left half-read): the connection's state is not
                     # trusted any more, and the error is named, never a bare library one.
+                    self._failed("unreadable")
                     self._drop(conn)
                     if last:
                         raise ChainError(f"unreadable answer from {self.url}: {e!r}") from e
@@ -720,6 +732,7 @@ class ChainClient:
                         extrinsic_hash=signed.extrinsic_hash,
                     ) from e.__cause__
                 except (OSError, WebSocketException) as e:
+                    self._failed("unavailable")
                     self._drop(conn)
                     raise ChainUnavailable(f"chain at {self.url} unreachable: {e}") from e
                 finally:
@@ -992,6 +1005,10 @@ class ChainClient:
 
     def constant(self, name: str, module: str = PALLET) -> Any:
         return self._call(lambda s: s.get_constant(module, name).value)
+
+    def properties(self) -> dict[str, Any]:
+        """The chain spec's properties (system_properties: tokenSymbol, tokenDecimals, ...)."""
+        return dict(self._call(lambda s: s.rpc_request("system_properties", []))["result"] or {})
 
     def account(self, address: str, block_hash: str | None = None) -> dict[str, int]:
         """free, reserved (holds included) and frozen balance of an account."""

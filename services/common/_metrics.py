@@ -3,15 +3,22 @@ several services in one interpreter), and a /metrics HTTP server on a chosen por
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = [
+    "CHAIN_RPC_ERROR_KINDS",
     "LATENCY_BUCKETS",
+    "IntCounter",
     "MetricsServer",
+    "chain_rpc_errors",
     "new_registry",
     "rpc_latency",
     "start_metrics_server",
@@ -35,6 +42,60 @@ def rpc_latency(registry: CollectorRegistry, service: str) -> Histogram:
         registry=registry,
         buckets=LATENCY_BUCKETS,
     )
+
+
+# What a chain RPC failure was: no answer (connection refused or lost, timeout), or an answer
+# that was an error or could not be read.
+CHAIN_RPC_ERROR_KINDS = ("unavailable", "error", "unreadable")
+
+
+def chain_rpc_errors(registry: CollectorRegistry) -> Callable[[str], None]:
+    """Counter gridlease_chain_rpc_errors_total{kind} (kinds: CHAIN_RPC_ERROR_KINDS, each
+    exported from the start at 0); returns the function a ChainClient calls (`on_error`)."""
+    counter = Counter(
+        "gridlease_chain_rpc_errors",
+        "Chain RPC calls that failed, by kind: unavailable (no answer: connection refused, lost "
+        "or timed out), error (the node answered with an error), unreadable (an answer that "
+        "could not be decoded).",
+        ["kind"],
+        registry=registry,
+    )
+    for kind in CHAIN_RPC_ERROR_KINDS:
+        counter.labels(kind)
+    return lambda kind: counter.labels(kind).inc()
+
+
+class IntCounter(Collector):
+    """A counter of money in the chain's smallest unit, kept as a Python int.
+
+    prometheus_client's Counter adds floats, which drop units above 2**53 (9,007 tokens of
+    10**12 units) and then every later increment rounds. Here the sum is exact; only the
+    exposition turns it into a number, as every Prometheus sample is a float64. `value` is the
+    exact figure for code and tests. `name` is given without `_total` (added on exposition).
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._lock = threading.Lock()
+        self._value = 0
+        registry.register(self)
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    def inc(self, amount: int) -> None:
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise ValueError(f"a money counter adds non-negative ints, not {amount!r}")
+        with self._lock:
+            self._value += amount
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._value)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation)
 
 
 @dataclass(frozen=True)

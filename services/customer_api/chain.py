@@ -152,6 +152,7 @@ class ChainGateway:
         submit_timeout_s: float = 60.0,
         engine: Engine | None = None,
         factory: Callable[..., ChainClient] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
@@ -169,6 +170,8 @@ class ChainGateway:
             "submit_timeout_s": submit_timeout_s,
             "signer_locks": self.signer_locks,
         }
+        if on_error is not None:
+            options["on_error"] = on_error
         self.reader = make(url, connections=readers, **options)
         # Calls wait on their block for a second or so each: their own connections, so reads
         # never queue behind them.

@@ -146,11 +146,20 @@ class Indexer:
         *,
         start_block: int | None = None,
         on_block: Callable[[int], None] | None = None,
+        on_head: Callable[[int], None] | None = None,
+        on_best: Callable[[int], None] | None = None,
+        on_payment: Callable[[int, int], None] | None = None,
     ) -> None:
+        """Observers (metrics): `on_block(n)` the cursor (after each block, and where a pass
+        found it), `on_head(n)` the finalized head and `on_best(n)` the best one at each pass,
+        `on_payment(paid, fee)` each PaymentClaimed of a block this indexer committed."""
         self.engine = engine
         self.chain = chain
         self.start_block = start_block
         self.on_block = on_block
+        self.on_head = on_head
+        self.on_best = on_best
+        self.on_payment = on_payment
         self._lock = threading.Lock()
 
     def finalized_number(self) -> int:
@@ -164,6 +173,8 @@ class Indexer:
     def run_once(self) -> int:
         """One pass of the background loop: index up to the finalized head, then settle lease
         requests nobody finished. Returns the cursor."""
+        if self.on_best is not None:
+            self.on_best(self.chain.block_number())
         cursor = self.sync()
         self.settle_submissions()
         return cursor
@@ -177,7 +188,10 @@ class Indexer:
             return self.cursor() or 0
         try:
             head = self.finalized_number()
+            if self.on_head is not None:
+                self.on_head(head)
             last = self._resume(head)
+            self._at(last)
             end = head if target is None else min(target, head)
             stalls = 0
             while last < end:
@@ -188,6 +202,7 @@ class Indexer:
                 moved = self.cursor() or last
                 if moved > last:
                     last, stalls = moved, 0
+                    self._at(last)
                     continue
                 stalls += 1
                 if stalls >= _MAX_STALLS:
@@ -262,9 +277,16 @@ class Indexer:
                 # this one is kept; the caller looks at the cursor again.
                 session.rollback()
                 return False
+        self._at(number)
+        if self.on_payment is not None:
+            for event in events:
+                if event.module == PALLET and event.name == "PaymentClaimed":
+                    self.on_payment(int(event.attributes["paid"]), int(event.attributes["fee"]))
+        return True
+
+    def _at(self, number: int) -> None:
         if self.on_block is not None:
             self.on_block(number)
-        return True
 
     def _extrinsic_hashes(self, block_hash: str) -> list[str]:
         found = self.chain.extrinsic_hashes(block_hash)

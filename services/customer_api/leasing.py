@@ -355,7 +355,9 @@ def to_public(record: LeaseRecord, nodes: NodeClient | None = None) -> LeasePubl
     assert record.lease_id is not None
     state = lease_state(record)
     connection = None
-    if nodes is not None and state == LeaseState.RUNNING:
+    # Asked while starting too: the node says why a workload waits (e.g. the scheduler's
+    # "Insufficient nvidia.com/gpu"), which is the customer's only view of it.
+    if nodes is not None and state in (LeaseState.RUNNING, LeaseState.STARTING):
         try:
             status = nodes.status(record.endpoint, record.lease_id)
             connection = Connection(

@@ -448,3 +448,14 @@ def _api_metadata() -> MetaData:
 
 
 API_METADATA = _api_metadata()
+
+
+# -- chain ----------------------------------------------------------------------------------------
+class ChainInfoPublic(SQLModel):
+    """The chain's facts a client needs to show prices and amounts (GET /v1/chain/info)."""
+
+    token_symbol: str = Field(description="The token's name, e.g. GLT.")
+    token_decimals: int = Field(description="Amounts are integers of 10^-decimals token.")
+    block_time_ms: int = Field(description="Target time between blocks (Aura slot duration).")
+    blocks_per_hour: str = Field(description="3_600_000 / block_time_ms, an exact decimal.")
+    existential_deposit: str = Field(description="Least balance an account keeps (smallest unit).")

@@ -12,7 +12,7 @@ from services.customer_api.core.config import Settings
 from services.customer_api.core.db import make_engine
 from services.customer_api.core.security import Custody
 from services.customer_api.indexer import Indexer
-from services.customer_api.metrics import ApiMetrics
+from services.customer_api.metrics import ApiMetrics, LeaseStateCollector
 from services.customer_api.node_client import NodeClient
 from services.customer_api.offers.index import OfferIndex
 from services.customer_api.offers.search import OfferSearch
@@ -47,6 +47,8 @@ class Runtime:
     ) -> Runtime:
         """Must run inside the event loop that serves requests (the seed client binds to it)."""
         engine = engine or make_engine(settings.database_url)
+        metrics = ApiMetrics.create()
+        metrics.registry.register(LeaseStateCollector(engine))
         timeout_s, submit_timeout_s = settings.chain_timeout_s, settings.chain_submit_timeout_s
         # Signer locks in the database: replicas on it never sign with one nonce.
         chain = ChainGateway(
@@ -56,6 +58,7 @@ class Runtime:
             engine=engine,
             timeout_s=timeout_s,
             submit_timeout_s=submit_timeout_s,
+            on_error=metrics.chain_rpc_error,
         )
         # The indexer has its own connection so it never waits behind calls or searches.
         indexer_chain = ChainGateway(
@@ -65,10 +68,10 @@ class Runtime:
             engine=engine,
             timeout_s=timeout_s,
             submit_timeout_s=submit_timeout_s,
+            on_error=metrics.chain_rpc_error,
         )
         index = OfferIndex()
         seeds = SeedClient(settings.seed_endpoints, timeout_s=settings.seed_timeout_s)
-        metrics = ApiMetrics.create()
         search = OfferSearch(index, chain.machines, ttl_s=settings.chain_state_ttl_s)
         return cls(
             settings=settings,
@@ -82,7 +85,10 @@ class Runtime:
                 engine,
                 indexer_chain.reader,
                 start_block=settings.indexer_start_block,
-                on_block=metrics.indexed_block.set,
+                on_block=metrics.indexed,
+                on_head=metrics.saw_finalized,
+                on_best=metrics.saw_best,
+                on_payment=metrics.paid,
             ),
             metrics=metrics,
             seeds=seeds,

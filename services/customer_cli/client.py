@@ -1,7 +1,8 @@
 """A small HTTP client for the customer API: base URL and API key from the environment
 (GRIDLEASE_API_URL, GRIDLEASE_API_KEY) or the config file written by `gridlease signup`
 (~/.config/gridlease/client.json, or GRIDLEASE_CLIENT_CONFIG). Every API error becomes an
-`ApiError` carrying the status and the API's fixed `detail`."""
+`ApiError` carrying the status and the API's fixed `detail`; an API that cannot be reached at
+all is an `ApiUnreachable` (status 0)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ApiClient", "ApiError", "ClientConfig"]
+__all__ = ["ApiClient", "ApiError", "ApiUnreachable", "ClientConfig", "ConfigError"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def _config_path() -> Path:
+def config_path() -> Path:
     env = os.environ.get("GRIDLEASE_CLIENT_CONFIG")
     return Path(env) if env else Path.home() / ".config" / "gridlease" / "client.json"
+
+
+class ConfigError(Exception):
+    """The client config file exists but cannot be read as the config."""
 
 
 @dataclass
@@ -30,15 +35,24 @@ class ClientConfig:
 
     @classmethod
     def load(cls) -> ClientConfig:
-        path = _config_path()
-        stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        path = config_path()
+        stored: dict[str, Any] = {}
+        if path.exists():
+            try:
+                loaded = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"cannot read the client config {path}: fix or delete it, then run "
+                    "gridlease signup again"
+                ) from exc
+            stored = loaded if isinstance(loaded, dict) else {}
         return cls(
             url=os.environ.get("GRIDLEASE_API_URL") or stored.get("url") or DEFAULT_URL,
             api_key=os.environ.get("GRIDLEASE_API_KEY") or stored.get("api_key"),
         )
 
     def save(self) -> Path:
-        path = _config_path()
+        path = config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"url": self.url, "api_key": self.api_key}, indent=2))
         path.chmod(0o600)  # it holds the API key
@@ -50,6 +64,15 @@ class ApiError(Exception):
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+
+
+class ApiUnreachable(ApiError):
+    """No HTTP answer at all (refused, DNS, timeout)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(0, f"cannot reach the API at {url}: {reason}")
+        self.url = url
+        self.reason = reason
 
 
 def _detail(response: httpx.Response) -> str:
@@ -65,6 +88,14 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(detail, dict):
         return json.dumps(detail)
     return str(detail)
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unknown"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    return type(exc).__name__
 
 
 class ApiClient:
@@ -88,7 +119,7 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
-            raise ApiError(0, f"cannot reach the API at {self.config.url}: {e}") from e
+            raise ApiUnreachable(self.config.url, _reason(e)) from e
         if response.status_code >= 400:
             detail = _detail(response)
             retry_after = response.headers.get("Retry-After")

@@ -14,11 +14,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Process", "StackState", "port_open", "wait_until"]
+__all__ = ["Process", "StackState", "free_port", "free_ports", "port_open", "wait_until"]
 
 # Processes this Python process started, so it can reap them (a killed child stays a zombie,
 # and looks alive, until its parent waits for it).
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback TCP ports nobody listens on right now (the OS picks them; all are
+    held open while choosing, so they differ)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def free_port() -> int:
+    """One free loopback TCP port (see `free_ports`)."""
+    return free_ports(1)[0]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -55,7 +73,13 @@ class Process:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
-        return True
+        # Started by another process (e.g. `dev up`) that has exited: once it dies, it stays a
+        # zombie until whoever inherited it reaps it (seconds, here). A zombie is not alive.
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM to the process group, then SIGKILL after `grace` seconds."""

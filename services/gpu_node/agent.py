@@ -55,6 +55,7 @@ from services.gpu_node.gpus import (
 )
 from services.gpu_node.hardware.model import Inventory
 from services.gpu_node.hardware.source import open_inventory
+from services.gpu_node.hardware.xid import XidWatcher
 from services.gpu_node.heartbeat import Heartbeater
 from services.gpu_node.metrics import GpuCollector, leases_by_gpu
 from services.gpu_node.reconcile import Executor, Reconciler
@@ -106,8 +107,9 @@ class NodeAgent:
         self.read_inventory: Callable[[], Inventory] = open_inventory(s.sim_spec())
         # Reads for RPC handlers on one connection, operator transactions on another, so a
         # transaction waiting for its block never delays an admission check.
-        self.reader = ChainClient(s.chain_url)
-        self.ops = OperatorChain(ChainClient(s.chain_url), self.keypair)
+        on_error = self.metrics.chain_rpc_error
+        self.reader = ChainClient(s.chain_url, on_error=on_error)
+        self.ops = OperatorChain(ChainClient(s.chain_url, on_error=on_error), self.keypair)
         self.machine_id = self.ops.machine_id
         existing = self.ops.machine()
         self.max_slots = int(self.reader.constant("MaxGpusPerMachine"))
@@ -122,6 +124,7 @@ class NodeAgent:
         ensure_funded(self.ops, self.provider, s.min_operator_balance, s.operator_top_up)
         self.registration = ensure_registered(self.ops, self.provider, gpus, s.price_per_gpu_block)
         self.start_window = int(self.reader.constant("StartWindow"))
+        self.metrics.heartbeat_grace.set(int(self.reader.constant("HeartbeatGrace")))
         if self._runtime is None:
             self._runtime = make_runtime(
                 s.runtime,
@@ -129,6 +132,8 @@ class NodeAgent:
                 publish_host=s.publish_host,
                 node=self.machine_id.hex(),
                 kube_context=s.kube_context,
+                kube_node_name=s.kube_node_name,
+                kube_runtime_class=s.kube_runtime_class,
             )
         self.runtime: WorkloadRuntime = self._runtime
         self.host = s.machine_resources(host_resources())
@@ -136,9 +141,9 @@ class NodeAgent:
             store=self.store,
             gpus=lambda: self.gpu_set,
             machine=self.host,
-            port_range=s.port_range,
-            # Podman publishes on this host: skip ports another process holds. A cluster
-            # checks its NodePorts itself.
+            # Kubernetes: the API server allocates node ports (and the executor records them).
+            port_range=s.port_range if s.runtime == "podman" else None,
+            # Podman publishes on this host: skip ports another process holds.
             port_free=tcp_port_free(s.publish_host) if s.runtime == "podman" else lambda _: True,
             ports_published=(
                 self._runtime.published_ports
@@ -163,11 +168,14 @@ class NodeAgent:
             min_balance=s.min_operator_balance,
             top_up=s.operator_top_up,
         )
+        self.xids = XidWatcher()
+        self.xids.start()
         self.registry.register(
             GpuCollector(
                 self.read_inventory,
                 lambda: leases_by_gpu(self.reconciler.last_workloads),
                 gpu_set=lambda: self._gpu_set,
+                xids=lambda: self.xids.snapshot() if self.xids.watching() else None,
             )
         )
 
@@ -307,7 +315,8 @@ class NodeAgent:
                     for o in outcomes
                 )
                 starting = any(
-                    w.phase is WorkloadPhase.PENDING for w in self.reconciler.last_workloads
+                    w.phase is WorkloadPhase.PENDING and not w.blocked
+                    for w in self.reconciler.last_workloads
                 )
                 if applied or starting:
                     delay = _FOLLOW_UP_S
@@ -333,6 +342,7 @@ class NodeAgent:
             await started.seeds.close()
         if started.metrics_server is not None:
             started.metrics_server.stop()
+        self.xids.stop()
         self.reader.close()
         self.ops.chain.close()
         self.store.close()

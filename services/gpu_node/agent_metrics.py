@@ -2,52 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from services.common import rpc_latency
+from services.common import IntCounter, chain_rpc_errors, rpc_latency
 
 __all__ = ["AgentMetrics", "IntCounter"]
 
 # Seconds; a reconcile with nothing to do is milliseconds, one that starts containers seconds.
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class IntCounter(Collector):
-    """A counter of money in the chain's smallest unit, kept as a Python int.
-
-    prometheus_client's Counter adds floats, which drop units above 2**53 (9,007 tokens of
-    10**12 units) and then every later increment rounds. Here the sum is exact; only the
-    exposition turns it into a number, as every Prometheus sample is a float64. `value` is the
-    exact figure for code and tests.
-    """
-
-    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._lock = threading.Lock()
-        self._value = 0
-        registry.register(self)
-
-    @property
-    def value(self) -> int:
-        return self._value
-
-    def inc(self, amount: int) -> None:
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
-            raise ValueError(f"a money counter adds non-negative ints, not {amount!r}")
-        with self._lock:
-            self._value += amount
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(self._name, self._documentation, value=self._value)
-
-    def describe(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(self._name, self._documentation)
 
 
 class AgentMetrics:
@@ -89,10 +53,22 @@ class AgentMetrics:
             registry=registry,
         )
         self.earnings = IntCounter(
-            "gridlease_node_earnings_claimed_total",
+            "gridlease_node_earnings_claimed_units",
             "Pay claimed for the provider (after the protocol fee), in the chain's smallest unit "
             "(an integer count of units).",
             registry,
+        )
+        self.heartbeat_age = Gauge(
+            "gridlease_node_heartbeat_age_blocks",
+            "Blocks since the machine's last heartbeat on chain, at the last check (pay stops "
+            "accruing past gridlease_node_heartbeat_grace_blocks).",
+            registry=registry,
+        )
+        self.heartbeat_grace = Gauge(
+            "gridlease_node_heartbeat_grace_blocks",
+            "The chain's HeartbeatGrace: blocks after a heartbeat during which the machine "
+            "counts as up.",
+            registry=registry,
         )
         self.gpus = Gauge(
             "gridlease_node_gpus",
@@ -108,6 +84,7 @@ class AgentMetrics:
             registry=registry,
         )
         self.rpc_seconds = rpc_latency(registry, "node")
+        self.chain_rpc_error = chain_rpc_errors(registry)
         self.submissions = Counter(
             "gridlease_node_submissions_total",
             "SubmitWorkload calls, by outcome (accepted, or the refusal's reason).",

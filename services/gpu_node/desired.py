@@ -8,7 +8,8 @@ its share of the machine, on the host ports allocated to it.
   what it asks. Limits never go below the runtime's minimums (a machine with many GPUs and a
   small CPU would otherwise hand out limits sshd cannot start with).
 - Ports: allocated once per lease in the store, so a workload re-created after a crash or a
-  node restart keeps its SSH port.
+  node restart keeps its SSH port. On Kubernetes (no `port_range`) the API server allocates each
+  node port once; the executor records it, and the workload then asks for the recorded ones.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class DesiredWorkloads:
     """Builds LeaseWorkloads for the executor.
 
     `gpus` returns the machine's current GpuSet; `machine` is the host's CPU and memory;
-    `port_range` (inclusive) is where lease host ports come from; `port_free` says whether
+    `port_range` (inclusive) is where lease host ports come from, None when the runtime
+    allocates them (Kubernetes: only recorded ports are asked for); `port_free` says whether
     another process holds a port (always True on Kubernetes, where the cluster checks) and
     `ports_published` which ports the container runtime already publishes (read only when a
     port must be allocated).
@@ -94,7 +96,7 @@ class DesiredWorkloads:
     store: NodeStore
     gpus: Callable[[], GpuSet]
     machine: MachineResources
-    port_range: tuple[int, int]
+    port_range: tuple[int, int] | None
     port_free: Callable[[int], bool]
     ports_published: Callable[[], frozenset[int]] = frozenset
 
@@ -119,9 +121,12 @@ class DesiredWorkloads:
         def free(port: int) -> bool:
             return port not in published() and self.port_free(port)
 
-        ports = self.store.host_ports(
-            lease_id, (SSHD_CONTAINER_PORT, *base.ports), self.port_range, free
-        )
+        wanted = (SSHD_CONTAINER_PORT, *base.ports)
+        if self.port_range is None:
+            recorded = self.store.recorded_host_ports(lease_id)
+            ports: Mapping[int, int] = {p: recorded[p] for p in wanted if p in recorded}
+        else:
+            ports = self.store.host_ports(lease_id, wanted, self.port_range, free)
         placed = dataclasses.replace(
             base, gpu_indices=tuple(slots), gpu_uuids=uuids, host_ports=dict(ports)
         )

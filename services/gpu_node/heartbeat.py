@@ -47,6 +47,8 @@ class Heartbeater:
             log.warning("node.machine_missing")
             return False
         block = self._ops.chain.block_number()
+        if self._metrics is not None:
+            self._metrics.heartbeat_age.set(max(block - machine.last_heartbeat, 0))
         if not heartbeat_due(block, machine.last_heartbeat, self._every):
             return False
         try:
@@ -59,4 +61,5 @@ class Heartbeater:
             raise
         if self._metrics is not None:
             self._metrics.heartbeats.labels("sent").inc()
+            self._metrics.heartbeat_age.set(0)
         return True

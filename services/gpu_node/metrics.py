@@ -5,6 +5,11 @@ Dashboards and alerts written for NVIDIA's dcgm-exporter work unchanged on a Gri
 so the numbers are as fresh as the scrape and nothing runs between scrapes. A GPU NVML cannot
 read (GPU_IS_LOST, ...) has no readings; the others keep theirs.
 
+XIDs come from NVML's event API (hardware.xid.XidWatcher): `DCGM_FI_DEV_XID_ERRORS` is the
+last XID of each GPU (0 for none), as dcgm-exporter reports it, and
+`gridlease_gpu_xid_errors_total{xid}` counts them, so alerts need not guess from a sticky value.
+Without a watcher (or a driver without XID events) neither is exported.
+
 `gridlease_gpu_offered` says per board (or remembered slot) whether the machine offers it: 1
 for the usable slots, 0 with `reason` (lost, mig, other_model, absent, no_slot) for the rest,
 from the GPU set of the node's last reconcile.
@@ -16,12 +21,13 @@ import logging
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from services.gpu_node.gpus import GpuSet
 from services.gpu_node.hardware.errors import NvmlError
 from services.gpu_node.hardware.model import GpuDevice, Inventory
+from services.gpu_node.hardware.xid import GpuXids
 from services.gpu_node.runtime.base import WorkloadStatus
 
 __all__ = ["DCGM_LABELS", "GpuCollector", "leases_by_gpu"]
@@ -37,7 +43,8 @@ class GpuCollector(Collector):
     """Collects GPU readings from `read_inventory` and lease holders from `gpu_leases`.
 
     `gpu_leases` maps GPU UUID to the id of the lease holding it (the runtime's view);
-    `gpu_set` returns the node's current GpuSet (None before the first one).
+    `gpu_set` returns the node's current GpuSet (None before the first one); `xids` the XIDs
+    per GPU UUID seen so far (None: XIDs are not watched).
     """
 
     def __init__(
@@ -46,11 +53,13 @@ class GpuCollector(Collector):
         gpu_leases: Callable[[], Mapping[str, int]],
         hostname: str | None = None,
         gpu_set: Callable[[], GpuSet | None] = lambda: None,
+        xids: Callable[[], Mapping[str, GpuXids] | None] = lambda: None,
     ) -> None:
         self._read_inventory = read_inventory
         self._gpu_leases = gpu_leases
         self._hostname = hostname or socket.gethostname()
         self._gpu_set = gpu_set
+        self._xids = xids
 
     def _labels(self, gpu: GpuDevice) -> list[str]:
         return [
@@ -128,6 +137,17 @@ class GpuCollector(Collector):
             "1 with lease_id set while a lease holds the GPU; 0 with lease_id empty when free.",
             labels=[*DCGM_LABELS, "lease_id"],
         )
+        xids = self._xids()
+        last_xid = GaugeMetricFamily(
+            "DCGM_FI_DEV_XID_ERRORS",
+            "Value of the last XID error encountered (0: none since the agent started).",
+            labels=DCGM_LABELS,
+        )
+        xid_count = CounterMetricFamily(
+            "gridlease_gpu_xid_errors",
+            "XID errors since the agent started, by XID.",
+            labels=["gpu", "UUID", "modelName", "Hostname", "xid"],
+        )
         holders = self._gpu_leases()
         for gpu in inventory.gpus:
             labels = self._labels(gpu)
@@ -146,8 +166,18 @@ class GpuCollector(Collector):
             lease.add_metric(
                 [*labels, "" if holder is None else str(holder)], 0 if holder is None else 1
             )
+            seen = None if xids is None else xids.get(gpu.uuid)
+            if seen is not None:
+                last_xid.add_metric(labels, seen.last)
+                for xid, count in sorted(seen.counts.items()):
+                    xid_count.add_metric(
+                        [str(gpu.index), gpu.uuid, gpu.name, self._hostname, str(xid)], count
+                    )
         yield from families.values()
         yield lease
+        if xids is not None:
+            yield last_xid
+            yield xid_count
 
 
 def leases_by_gpu(workloads: Iterable[WorkloadStatus]) -> dict[str, int]:

@@ -60,13 +60,26 @@ class NodeSettings(GridleaseSettings):
     )
     runtime: Literal["podman", "kubernetes"] = Field(default="podman")
     kube_context: str | None = Field(default=None, description="kubeconfig context (kubernetes).")
+    kube_node_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Kubernetes: the name of the node that is this machine; lease pods are pinned "
+        "to it. The DaemonSet sets it from spec.nodeName (downward API). Required there.",
+    )
+    kube_runtime_class: str = Field(
+        default="nvidia",
+        max_length=253,
+        description="Kubernetes: RuntimeClass of lease pods (the NVIDIA container runtime); empty "
+        "where that runtime is the nodes' default.",
+    )
     simulate_gpus: str | None = Field(
         default=None, description="SIMULATED GPUs, e.g. h100:8; unset reads the NVIDIA driver."
     )
     simulate_gpu_faults: str | None = Field(
         default=None,
         description="Hardware faults of the SIMULATED GPUs by board position, e.g. 'lost=3' or "
-        "'absent=7;mig=0,1' (kinds: absent, lost, mig).",
+        "'absent=7;mig=0,1' (kinds: absent, lost, mig), and XID errors as "
+        "'xid=POSITION:XID,...' (e.g. 'xid=2:79').",
     )
     gpu_model: str | None = Field(
         default=None,
@@ -76,8 +89,10 @@ class NodeSettings(GridleaseSettings):
     lease_port_range: str = Field(
         default="30000-32767",
         pattern=r"^[0-9]{1,5}-[0-9]{1,5}$",
-        description="Host ports for lease SSH and exposed ports, FIRST-LAST; each lease keeps "
-        "its ports for its life. Kubernetes: within the cluster's NodePort range.",
+        description="Podman: host ports for lease SSH and exposed ports, FIRST-LAST; each lease "
+        "keeps its ports for its life. Kubernetes ignores it: the API server allocates each "
+        "lease's NodePorts once (agents sharing a cluster never ask for the same port) and the "
+        "node keeps them.",
     )
     host_cpu_millicores: int | None = Field(
         default=None,

@@ -254,6 +254,37 @@ class NodeStore:
             self._transaction(allocate)
         return {port: result[port] for port in wanted}
 
+    def recorded_host_ports(self, lease_id: int) -> dict[int, int]:
+        """Container port -> host port of a lease as recorded (allocated here or by the runtime);
+        empty when none is."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT container_port, host_port FROM lease_ports WHERE lease_id = ?",
+                (lease_id,),
+            ).fetchall()
+        return {int(r["container_port"]): int(r["host_port"]) for r in rows}
+
+    def record_host_ports(self, lease_id: int, ports: Mapping[int, int]) -> None:
+        """Record where the runtime published a lease's ports (container port -> host port), for
+        ports the runtime chose itself (Kubernetes: the API server allocates node ports). A port
+        already recorded for that container port is replaced: the runtime's word is what
+        customers reach."""
+        recorded = self.recorded_host_ports(lease_id)
+        changed = {c: h for c, h in ports.items() if recorded.get(c) != h}
+        if not changed:
+            return  # the usual case: every reconcile run reports the same ports
+
+        def record() -> None:
+            self._db.executemany(
+                "INSERT INTO lease_ports (lease_id, container_port, host_port) "
+                "VALUES (?, ?, ?) ON CONFLICT (lease_id, container_port) "
+                "DO UPDATE SET host_port = excluded.host_port",
+                [(lease_id, c, h) for c, h in sorted(changed.items())],
+            )
+
+        with self._lock:
+            self._transaction(record)
+
     def next_sequence(self, now_ms: int) -> int:
         """An offer sequence above every one handed out before, restarts included: the clock in
         milliseconds, or the last one plus one when the clock went back."""

@@ -3,6 +3,7 @@ The runtime and chain are in-test recorders injected through the executor's inte
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def test_execute_failures_do_not_stop_later_actions_and_are_counted(store: NodeS
     stored = store.get(5)
     assert stored is not None and stored.ended_block == 77
     text = generate_latest(registry).decode()
-    assert "gridlease_node_earnings_claimed_total 950.0" in text
+    assert "gridlease_node_earnings_claimed_units_total 950.0" in text
     assert 'gridlease_node_reconcile_errors_total{what="ApplyWorkload"} 1.0' in text
 
 
@@ -208,6 +209,27 @@ def test_execute_apply_places_lease_on_its_slots_share_and_ports(store: NodeStor
     executor.run([ApplyWorkload(5, (2,), restart=True)])
     assert runtime.applied[-1].host_ports == greedy_w.host_ports
     assert set(greedy_w.host_ports.values()).isdisjoint(modest_w.host_ports.values())
+
+
+def test_execute_apply_records_ports_the_runtime_chose(store: NodeStore) -> None:
+    # Kubernetes: no port range, the API server allocates node ports at the first apply; the
+    # executor records them and the re-created workload asks for those.
+    class Allocating(Runtime):
+        def apply(self, workload: LeaseWorkload) -> WorkloadStatus:
+            self.applied.append(workload)
+            ports = {2222: "10.0.0.1:31022", 8080: "10.0.0.1:31080"}
+            return WorkloadStatus(workload.lease_id, WorkloadPhase.PENDING, endpoints=ports)
+
+    spec = {**SPEC, "ports": [8080]}
+    store.accept(5, spec, spec_hash(spec), "5C", 1)
+    runtime = Allocating()
+    desired = dataclasses.replace(make_desired(store, make_gpu_set(store)), port_range=None)
+    executor = Executor(runtime, Chain("Pending"), store, desired)
+    executor.run([ApplyWorkload(5, (0,), restart=False)])
+    assert runtime.applied[0].host_ports == {}
+    assert store.recorded_host_ports(5) == {2222: 31022, 8080: 31080}
+    executor.run([ApplyWorkload(5, (0,), restart=True)])
+    assert runtime.applied[1].host_ports == {2222: 31022, 8080: 31080}
 
 
 def test_execute_apply_refuses_slot_not_usable_here(store: NodeStore) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.devstack.processes import wait_until
 from services.gpu_node.gpus import build_gpu_set
-from services.gpu_node.hardware import NvmlUnavailable, SimSpec, read_inventory
+from services.gpu_node.hardware import NvmlUnavailable, SimSpec, SimulationError, read_inventory
 from services.gpu_node.hardware.model import Inventory
+from services.gpu_node.hardware.xid import XidWatcher
 from services.gpu_node.metrics import GpuCollector, leases_by_gpu
 from services.gpu_node.runtime.base import WorkloadPhase, WorkloadStatus
 from services.gpu_node.store import NodeStore
@@ -99,3 +102,48 @@ def test_collect_lost_gpu_keeps_the_others_and_marks_it(
     assert offered[("3", "3", "lost")] == 0.0
     assert sum(offered.values()) == 7.0
     assert all(value == 1.0 for (gpu, _, reason), value in offered.items() if gpu != "3")
+
+
+def test_collect_xid_errors_from_nvml_events(simulate: Callable[[SimSpec], None]) -> None:
+    # Board 1 reports XID 79 (fell off the bus) then 48 (double-bit ECC): the last one is
+    # dcgm-exporter's DCGM_FI_DEV_XID_ERRORS, and each is counted by XID.
+    simulate(SimSpec.parse("h100:2", faults="xid=1:79,1:48"))
+    watcher = XidWatcher(wait_ms=20)
+    watcher.start()
+    try:
+        assert watcher.watching()
+        uuid1 = read_inventory().gpus[1].uuid
+        wait_until("XIDs seen", lambda: sum(watcher.snapshot()[uuid1].counts.values()) == 2, 30)
+        collector = GpuCollector(
+            read_inventory, dict, hostname="node-x", xids=lambda: watcher.snapshot()
+        )
+        samples = scrape(collector)
+    finally:
+        watcher.stop()
+    last = {labels["gpu"]: value for labels, value in samples["DCGM_FI_DEV_XID_ERRORS"]}
+    assert last == {"0": 0.0, "1": 48.0}
+    counts = {
+        (labels["gpu"], labels["xid"]): value
+        for labels, value in samples["gridlease_gpu_xid_errors_total"]
+    }
+    assert counts == {("1", "48"): 1.0, ("1", "79"): 1.0}
+    assert samples["DCGM_FI_DEV_XID_ERRORS"][1][0]["Hostname"] == "node-x"
+
+
+def test_collect_without_xid_watcher_exports_no_xid_metrics(
+    simulate: Callable[[SimSpec], None],
+) -> None:
+    simulate(SimSpec.parse("t4:1"))
+    samples = scrape(GpuCollector(read_inventory, dict, hostname="node-y"))
+    assert "DCGM_FI_DEV_XID_ERRORS" not in samples
+    assert "gridlease_gpu_xid_errors_total" not in samples
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [("xid=2:79", "only 2 simulated GPUs"), ("xid=1:0", "bad simulated fault"),
+     ("xid=1:79;xid=0:48", "given twice")],
+)  # fmt: skip
+def test_sim_spec_refuses_bad_xid_faults(faults: str, message: str) -> None:
+    with pytest.raises(SimulationError, match=message):
+        SimSpec.parse("h100:2", faults=faults)

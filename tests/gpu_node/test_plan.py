@@ -116,15 +116,29 @@ def test_plan_running_lease_with_running_workload_is_converged() -> None:
     assert plan(view([running()], {7: SPEC}, {7: WorkloadPhase.RUNNING})) == []
 
 
+@pytest.mark.parametrize("state", ["Pending", "Running"])
+def test_plan_drifted_workload_is_applied_again(state: str) -> None:
+    # An object of the workload missing or edited by hand (Kubernetes): applied again, and a
+    # pending lease is started only once the workload is back in line.
+    facts = running() if state == "Running" else lease()
+    drifted = dataclasses.replace(
+        view([facts], {7: SPEC}, {7: WorkloadPhase.RUNNING}), drifted=frozenset({7})
+    )
+    assert plan(drifted) == [ApplyWorkload(7, (0, 1), restart=False)]
+
+
+def test_plan_drift_of_an_orphan_deletes_it() -> None:
+    orphan = dataclasses.replace(view([], {}, {7: WorkloadPhase.RUNNING}), drifted=frozenset({7}))
+    assert plan(orphan) == [DeleteWorkload(7, DeleteReason.ORPHAN)]
+
+
 def test_plan_workload_without_lease_is_orphan_and_spec_forgotten() -> None:
     actions = plan(view([], {7: SPEC}, {7: WorkloadPhase.RUNNING}))
     assert actions == [DeleteWorkload(7, DeleteReason.ORPHAN), ForgetSpec(7)]
 
 
 def test_plan_orphan_workload_without_spec_is_deleted() -> None:
-    assert plan(view([], {}, {9: WorkloadPhase.FAILED})) == [
-        DeleteWorkload(9, DeleteReason.ORPHAN)
-    ]
+    assert plan(view([], {}, {9: WorkloadPhase.FAILED})) == [DeleteWorkload(9, DeleteReason.ORPHAN)]
 
 
 def test_plan_spec_accepted_after_view_block_is_kept() -> None:

@@ -141,6 +141,21 @@ def test_store_host_ports_allocated_once_and_kept_across_reopen(tmp_path: Path) 
     assert reopened.host_ports(3, (2222,), (40000, 40009), free) == {2222: 40000}
 
 
+def test_store_records_runtime_chosen_ports_and_keeps_them(tmp_path: Path) -> None:
+    # Kubernetes: the API server picked the node ports; the store keeps them across reopen, and
+    # a port the runtime had to change is replaced.
+    store = NodeStore(tmp_path / "node.db")
+    assert store.recorded_host_ports(1) == {}
+    store.record_host_ports(1, {2222: 31022, 8080: 31080})
+    store.record_host_ports(1, {2222: 31022, 8080: 31080})
+    store.close()
+    reopened = NodeStore(tmp_path / "node.db")
+    assert reopened.recorded_host_ports(1) == {2222: 31022, 8080: 31080}
+    reopened.record_host_ports(1, {8080: 31999})
+    assert reopened.recorded_host_ports(1) == {2222: 31022, 8080: 31999}
+    assert reopened.recorded_host_ports(2) == {}
+
+
 def test_store_host_ports_exhausted_is_a_clear_error(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "node.db")
     store.accept(1, SPEC, spec_hash(SPEC), "5C", 1)

@@ -25,6 +25,7 @@ SIM_ENV_KEYS = (
     "GRIDLEASE_SIM_ABSENT",
     "GRIDLEASE_SIM_LOST",
     "GRIDLEASE_SIM_MIG",
+    "GRIDLEASE_SIM_XID",
 )
 # A real ed25519 public key (of a fixed, published test seed: never authorise it anywhere); the
 # tests that log in generate their own key pair.

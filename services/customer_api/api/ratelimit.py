@@ -30,6 +30,7 @@ from services.customer_api.core.config import RateLimit, Settings
 __all__ = [
     "FAUCET_LIMITS",
     "LimitExceeded",
+    "PUBLIC_READ_LIMITS",
     "SIGNUP_LIMITS",
     "WRITE_LIMITS",
     "RateLimits",
@@ -96,6 +97,7 @@ class RateLimits:
             "faucet_limit_per_source",
             "write_limit_per_account",
             "write_limit_per_source",
+            "public_read_limit_per_source",
         )
         self._buckets = {
             name: TokenBuckets(getattr(settings, name), settings.rate_limit_keys, clock)
@@ -138,3 +140,5 @@ def _per_account(group: str) -> Any:
 SIGNUP_LIMITS = [_per_source("signup")]
 FAUCET_LIMITS = [_per_source("faucet"), _per_account("faucet")]
 WRITE_LIMITS = [_per_source("write"), _per_account("write")]
+# Reads open to anyone (public chain and seed data): limited per address only.
+PUBLIC_READ_LIMITS = [_per_source("public_read")]

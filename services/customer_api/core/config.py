@@ -141,6 +141,10 @@ class Settings(GridleaseSettings):
     write_limit_per_source: RateLimitSetting = Field(
         default=RateLimit(requests=300, per_s=60), description="Other writes per address."
     )
+    public_read_limit_per_source: RateLimitSetting = Field(
+        default=RateLimit(requests=600, per_s=60),
+        description="Reads without an API key (offer search, chain info) per address.",
+    )
 
     @field_validator("seed_endpoints", mode="before")
     @classmethod

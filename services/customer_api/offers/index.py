@@ -282,6 +282,17 @@ class OfferIndex:
                     del self._labels[item]
 
     # -- reads -------------------------------------------------------------------------------------
+    def gpu_totals(self) -> tuple[int, int]:
+        """(offered, leased): the GPUs of every offer held, and of those the ones the chain
+        showed taken (offered minus free) at its last check of each machine."""
+        with self._lock:
+            n = self._size
+            alive = self._alive[:n]
+            offered = int(self._count[:n][alive].sum())
+            known = alive & self._known[:n]
+            taken = self._count[:n][known] - self._chain_free[:n][known]
+            return offered, int(taken.clip(min=0).sum())
+
     def get(self, machine_id: bytes) -> tuple[OfferView, ChainView | None] | None:
         """The offer held for machine_id and its last chain state, leasable or not."""
         with self._lock:

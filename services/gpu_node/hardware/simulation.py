@@ -30,6 +30,7 @@ __all__ = [
     "build_sim_library",
     "enable_simulation",
     "parse_faults",
+    "parse_xids",
     "sim_cache_dir",
     "simulation_env",
 ]
@@ -50,6 +51,7 @@ UNSUPPORTABLE_FIELDS = (
 # Matched whole with fullmatch: `$` would accept a trailing newline.
 _PART = re.compile(r"([a-z0-9]+):([1-9][0-9]*)")
 _FAULT = re.compile(r"([a-z]+)=([0-9]+(?:,[0-9]+)*)")
+_XID = re.compile(r"xid=([0-9]+:[1-9][0-9]*(?:,[0-9]+:[1-9][0-9]*)*)")
 MAX_SIM_GPUS = 64
 
 
@@ -69,6 +71,7 @@ class SimSpec:
     absent   boards gone from the bus; later boards move down one NVML index
     lost     boards enumerated but answering NVML_ERROR_GPU_IS_LOST to every query
     mig      boards in MIG mode (MIG-capable profiles only)
+    xid      XID errors as (position, xid) pairs, delivered once to each NVML event set
     """
 
     groups: tuple[tuple[str, int], ...]
@@ -78,6 +81,7 @@ class SimSpec:
     absent: tuple[int, ...] = ()
     lost: tuple[int, ...] = ()
     mig: tuple[int, ...] = ()
+    xid: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def parse(
@@ -89,7 +93,7 @@ class SimSpec:
         utilization_pct: int = 0,
         faults: str = "",
     ) -> SimSpec:
-        """`faults` is `parse_faults` text, e.g. "lost=3" or "absent=7;mig=0,1"."""
+        """`faults` is `parse_faults` text, e.g. "lost=3" or "absent=7;mig=0,1;xid=2:79"."""
         groups: list[tuple[str, int]] = []
         for part in text.split(","):
             match = _PART.fullmatch(part.strip().lower())
@@ -121,6 +125,13 @@ class SimSpec:
                         f"mig={position}: {profiles[position]} has no MIG mode (only "
                         f"{', '.join(sorted(MIG_CAPABLE))})"
                     )
+        xids = parse_xids(faults)
+        for position, _ in xids:
+            if position >= len(profiles):
+                raise SimulationError(
+                    f"xid={position}:...: only {len(profiles)} simulated GPUs (positions "
+                    f"0..{len(profiles) - 1})"
+                )
         return cls(
             tuple(groups),
             seed,
@@ -129,6 +140,7 @@ class SimSpec:
             absent=chosen.get("absent", ()),
             lost=chosen.get("lost", ()),
             mig=chosen.get("mig", ()),
+            xid=xids,
         )
 
     def text(self) -> str:
@@ -140,18 +152,39 @@ def parse_faults(text: str) -> dict[str, tuple[int, ...]]:
     {"lost": (3,), "absent": (5, 6)}; SimulationError names a malformed part."""
     found: dict[str, tuple[int, ...]] = {}
     for part in re.split(r"[;\s]+", text.strip()):
-        if not part:
+        if not part or _XID.fullmatch(part):
             continue
         match = _FAULT.fullmatch(part)
         if not match or match.group(1) not in FAULTS:
             raise SimulationError(
                 f"bad simulated fault {part!r}: expected KIND=POSITION[,POSITION...] with KIND "
-                f"one of {', '.join(FAULTS)} (e.g. lost=3)"
+                f"one of {', '.join(FAULTS)} (e.g. lost=3), or xid=POSITION:XID[,...] "
+                "(e.g. xid=2:79)"
             )
         if match.group(1) in found:
             raise SimulationError(f"simulated fault {match.group(1)!r} given twice")
         found[match.group(1)] = tuple(sorted({int(n) for n in match.group(2).split(",")}))
     return found
+
+
+def parse_xids(text: str) -> tuple[tuple[int, int], ...]:
+    """The `xid=POSITION:XID[,...]` part of fault text as (position, xid) pairs, in order
+    ("xid=1:79,1:48;lost=3" gives ((1, 79), (1, 48))); other parts are parse_faults'."""
+    parts = [p for p in re.split(r"[;\s]+", text.strip()) if p.startswith("xid=")]
+    if len(parts) > 1:
+        raise SimulationError("simulated fault 'xid' given twice")
+    pairs: list[tuple[int, int]] = []
+    for part in parts:
+        match = _XID.fullmatch(part)
+        if not match:
+            raise SimulationError(
+                f"bad simulated XID {part!r}: expected xid=POSITION:XID[,POSITION:XID...] "
+                "(e.g. xid=2:79)"
+            )
+        for pair in match.group(1).split(","):
+            position, xid = pair.split(":")
+            pairs.append((int(position), int(xid)))
+    return tuple(pairs)
 
 
 def sim_cache_dir() -> Path:
@@ -218,6 +251,7 @@ def simulation_env(spec: SimSpec) -> dict[str, str]:
         "GRIDLEASE_SIM_ABSENT": ",".join(map(str, spec.absent)),
         "GRIDLEASE_SIM_LOST": ",".join(map(str, spec.lost)),
         "GRIDLEASE_SIM_MIG": ",".join(map(str, spec.mig)),
+        "GRIDLEASE_SIM_XID": ",".join(f"{position}:{xid}" for position, xid in spec.xid),
     }
 
 

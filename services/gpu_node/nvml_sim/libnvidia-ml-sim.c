@@ -22,6 +22,9 @@
  *                              them answers NVML_ERROR_GPU_IS_LOST
  *   GRIDLEASE_SIM_MIG          boards in MIG mode (current and pending); only MIG-capable
  *                              profiles (h100, a100), any other fails nvmlInit
+ *   GRIDLEASE_SIM_XID          XID errors, "position:xid" comma list (e.g. "1:79,1:48"): each
+ *                              event set that registered the board for XID critical errors
+ *                              receives them once, in order (nvmlEventSetWait_v2)
  * A board's UUID and PCI bus id come from its position, not its NVML index, so they stay put
  * when an earlier board is absent.
  *
@@ -32,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef int nvmlReturn_t;
 enum {
@@ -40,11 +44,14 @@ enum {
     NVML_ERROR_INVALID_ARGUMENT = 2,
     NVML_ERROR_NOT_SUPPORTED = 3,
     NVML_ERROR_INSUFFICIENT_SIZE = 7,
+    NVML_ERROR_TIMEOUT = 10,
     NVML_ERROR_GPU_IS_LOST = 15,
     NVML_ERROR_UNKNOWN = 999,
 };
 
 #define MAX_DEVICES 64
+#define MAX_XIDS 64
+#define XID_CRITICAL_ERROR 0x8ULL /* nvmlEventTypeXidCriticalError */
 #define EXPORT __attribute__((visibility("default")))
 
 typedef struct {
@@ -115,6 +122,26 @@ static char unsupported[256];
 static char absent[256];
 static char lost[256];
 static char mig[256];
+static struct {
+    unsigned int position;
+    unsigned long long xid;
+} xids[MAX_XIDS];
+static unsigned int xid_count;
+
+/* An event set: which boards (by position) are registered for XIDs, and how many of the
+ * configured XIDs it has delivered. */
+typedef struct {
+    int registered[MAX_DEVICES];
+    unsigned int delivered;
+} event_set_t;
+
+typedef struct {
+    void *device;
+    unsigned long long eventType;
+    unsigned long long eventData;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} nvmlEventData_t;
 
 static const profile_t *find_profile(const char *key, size_t len) {
     for (size_t i = 0; i < sizeof(PROFILES) / sizeof(PROFILES[0]); i++) {
@@ -201,6 +228,31 @@ static void copy_env(char *dst, size_t size, const char *name) {
     snprintf(dst, size, "%s", value ? value : "");
 }
 
+/* Parses GRIDLEASE_SIM_XID ("1:79,3:48") against `total` boards. */
+static nvmlReturn_t configure_xids(unsigned int total) {
+    const char *p = getenv("GRIDLEASE_SIM_XID");
+    xid_count = 0;
+    while (p && *p) {
+        char *end;
+        unsigned long position = strtoul(p, &end, 10);
+        if (end == p || *end != ':' || position >= total || xid_count == MAX_XIDS)
+            return NVML_ERROR_INVALID_ARGUMENT;
+        const char *xid = end + 1;
+        unsigned long long value = strtoull(xid, &end, 10);
+        if (end == xid || value == 0)
+            return NVML_ERROR_INVALID_ARGUMENT;
+        xids[xid_count].position = (unsigned int)position;
+        xids[xid_count].xid = value;
+        xid_count++;
+        if (*end == ',')
+            end++;
+        else if (*end != '\0')
+            return NVML_ERROR_INVALID_ARGUMENT;
+        p = end;
+    }
+    return NVML_SUCCESS;
+}
+
 /* Parses GRIDLEASE_SIM_GPUS ("h100:8,t4:1"); any malformed part fails the whole init. */
 static nvmlReturn_t configure(void) {
     const char *spec = getenv("GRIDLEASE_SIM_GPUS");
@@ -252,7 +304,7 @@ static nvmlReturn_t configure(void) {
     if (!list_valid(absent, position) || !list_valid(lost, position) ||
         !list_valid(mig, position))
         return NVML_ERROR_INVALID_ARGUMENT;
-    return NVML_SUCCESS;
+    return configure_xids(position);
 }
 
 /* A handle is a pointer into `devices`; checked so a stale or foreign handle cannot crash us. */
@@ -322,6 +374,7 @@ EXPORT const char *nvmlErrorString(nvmlReturn_t result) {
     case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
     case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
     case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
+    case NVML_ERROR_TIMEOUT: return "Timeout";
     case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
     default: return "Unknown Error";
     }
@@ -481,6 +534,61 @@ EXPORT nvmlReturn_t nvmlDeviceGetMigMode(void *handle, unsigned int *current,
     return NVML_SUCCESS;
 }
 #endif
+
+EXPORT nvmlReturn_t nvmlEventSetCreate(void **set) {
+    if (!init_refcount)
+        return NVML_ERROR_UNINITIALIZED;
+    if (!set)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *set = calloc(1, sizeof(event_set_t));
+    return *set ? NVML_SUCCESS : NVML_ERROR_UNKNOWN;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(void *handle, unsigned long long types, void *set) {
+    QUERY(handle, d);
+    if (!set)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (types & XID_CRITICAL_ERROR)
+        ((event_set_t *)set)->registered[d->position] = 1;
+    return NVML_SUCCESS;
+}
+
+static sim_device_t *device_at(unsigned int position) {
+    for (unsigned int i = 0; i < device_count; i++)
+        if (devices[i].position == position)
+            return &devices[i];
+    return NULL;
+}
+
+/* The next configured XID on a registered board, or TIMEOUT after sleeping `timeout_ms`. */
+EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeout_ms) {
+    if (!init_refcount)
+        return NVML_ERROR_UNINITIALIZED;
+    event_set_t *events = (event_set_t *)set;
+    if (!events || !data)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    while (events->delivered < xid_count) {
+        unsigned int i = events->delivered++;
+        sim_device_t *d = device_at(xids[i].position);
+        if (!d || !events->registered[xids[i].position])
+            continue;
+        memset(data, 0, sizeof *data);
+        data->device = d;
+        data->eventType = XID_CRITICAL_ERROR;
+        data->eventData = xids[i].xid;
+        data->gpuInstanceId = 0xFFFFFFFF;
+        data->computeInstanceId = 0xFFFFFFFF;
+        return NVML_SUCCESS;
+    }
+    struct timespec pause = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+    return NVML_ERROR_TIMEOUT;
+}
+
+EXPORT nvmlReturn_t nvmlEventSetFree(void *set) {
+    free(set);
+    return NVML_SUCCESS;
+}
 
 #ifdef SIM_OMIT_MIG_MODE
 #define SIM_VARIANT "no_mig_mode"

@@ -131,6 +131,10 @@ class Executor:
             return Outcome(action, "skipped", "no spec")
         workload = self._workloads.build(action.lease_id, stored.document, action.gpu_indexes)
         status = self._runtime.apply(workload)
+        # Where the runtime published the ports (on Kubernetes the API server chose them at the
+        # first apply): recorded, so a re-created workload asks for the same ones.
+        published = {port: int(ep.rsplit(":", 1)[1]) for port, ep in status.endpoints.items()}
+        self._store.record_host_ports(action.lease_id, published)
         return Outcome(action, "done", status.phase.value)
 
     def _update_gpus(self, action: UpdateGpus) -> Outcome:

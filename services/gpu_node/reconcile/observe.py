@@ -69,5 +69,6 @@ def observe(
         gpus_usable=gpus_usable,
         gpus_on_chain=None if machine is None else gpus_present(machine),
         gpus_usable_before=gpus_usable_before,
+        drifted=frozenset(w.lease_id for w in workloads if w.drift),
     )
     return Observation(view, workloads)

@@ -79,6 +79,9 @@ class View:
     gpus_usable: int | None = None
     gpus_on_chain: int | None = None
     gpus_usable_before: int | None = None
+    # Leases whose workload drifted from what was applied (an object missing or edited by
+    # hand, WorkloadStatus.drift): applied again, which puts back only what differs.
+    drifted: frozenset[int] = frozenset()
 
 
 class DeleteReason(Enum):
@@ -198,6 +201,8 @@ def _plan_lease(view: View, lease_id: int) -> list[Action]:
 
     if phase is None or phase in _DEAD:
         actions.append(ApplyWorkload(lease_id, lease.gpu_indexes, restart=phase is not None))
+    elif lease_id in view.drifted:
+        actions.append(ApplyWorkload(lease_id, lease.gpu_indexes, restart=False))
     elif phase is WorkloadPhase.RUNNING and lease.state == "Pending":
         actions.append(StartLease(lease_id))
 

@@ -145,6 +145,14 @@ class WorkloadStatus:
     endpoints: Mapping[int, str] = field(default_factory=dict)
     gpu_uuids: tuple[str, ...] = ()
     message: str = ""
+    # What differs from the workload as last applied, e.g. ("service missing", "secret
+    # changed"): the reconcile loop applies the lease again. Empty when the runtime keeps no
+    # such record (Podman replaces a container whose hash differs at apply) or nothing differs.
+    drift: tuple[str, ...] = ()
+    # PENDING and waiting on something outside the runtime (Kubernetes: no node can hold the
+    # pod; an image that cannot be pulled): it will not come up soon, so not worth watching
+    # closely. `message` says what.
+    blocked: bool = False
 
 
 @runtime_checkable

@@ -18,8 +18,16 @@ def make_runtime(
     publish_host: str,
     node: str,
     kube_context: str | None = None,
+    kube_node_name: str | None = None,
+    kube_runtime_class: str = "nvidia",
 ) -> WorkloadRuntime:
-    """`node` (the hex machine id) scopes the workloads this node sees to its own."""
+    """`node` (the hex machine id) scopes the workloads this node sees to its own.
+
+    Kubernetes: `kube_node_name` is the node that is this machine (required: pods are pinned to
+    it); `kube_runtime_class` the RuntimeClass of lease pods ("" for none). SIMULATED GPUs work
+    there too: the pods ask the scheduler for the node's advertised `nvidia.com/gpu` (a fake
+    node's in tests) and every object is labelled simulated. ConfigError when the runtime is
+    unknown or cannot start."""
     if kind == "podman":
         podman = PodmanCli()
         if not podman.available():
@@ -36,7 +44,19 @@ def make_runtime(
         )
         return PodmanRuntime(config, podman)
     if kind == "kubernetes":
+        from services.gpu_node.runtime.kubernetes.builders import BuildConfig
         from services.gpu_node.runtime.kubernetes.runtime import KubernetesRuntime
 
-        return KubernetesRuntime.from_kubeconfig(kube_context, simulated=simulated)
+        if not kube_node_name:
+            raise ConfigError(
+                "runtime kubernetes needs kube_node_name (GRIDLEASE_NODE_KUBE_NODE_NAME; the "
+                "DaemonSet sets it from spec.nodeName)"
+            )
+        build = BuildConfig(
+            machine=node,
+            node_name=kube_node_name,
+            runtime_class_name=kube_runtime_class or None,
+            simulated=simulated,
+        )
+        return KubernetesRuntime.connect(build, kube_context)
     raise ConfigError(f"unknown runtime {kind!r}")

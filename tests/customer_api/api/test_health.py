@@ -45,3 +45,10 @@ def test_unreachable_seeds_and_chain_are_503(tmp_path: Path, dev_chain: DevChain
         assert checks["chain"].startswith("unavailable") and checks["seeds"].startswith(
             "unavailable"
         )
+        # The chain's refusals are counted for the operator (GridleaseChainRpcErrors).
+        metrics = client.get("/metrics").text
+        unavailable = next(
+            line for line in metrics.splitlines()
+            if line.startswith('gridlease_chain_rpc_errors_total{kind="unavailable"}')
+        )  # fmt: skip
+        assert float(unavailable.split()[-1]) >= 1

@@ -73,4 +73,5 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus text format."""
     runtime.metrics.offers.set(len(runtime.index))
+    runtime.metrics.set_gpus(*runtime.index.gpu_totals())
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

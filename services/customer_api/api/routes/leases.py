@@ -95,6 +95,8 @@ def create_lease(
         raise ApiError(422, "Spec not encodable") from exc
     if created:
         runtime.metrics.leases_created.inc()
+        # The request's own attempt to hand over the spec (the retries count in workers.py).
+        runtime.metrics.deliveries.labels(record.delivery_state.value).inc()
     else:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -1,4 +1,9 @@
-"""Offer search over what the seeds announce, priced and counted by the chain."""
+"""Offer search over what the seeds announce, priced and counted by the chain.
+
+Open without an API key: offers are public facts (the chain's machines and prices, the seeds'
+announcements), so browsing before signing up exposes nothing of any customer. The routes are
+limited per client address instead (public_read_limit_per_source); everything that spends or
+shows a customer's money still needs a key."""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from fastapi import APIRouter, Path, Query
 
 from services.common import FullMatch
 from services.common._chain import ChainUnavailable
-from services.customer_api.api.deps import CurrentCustomer, SeedsDep
+from services.customer_api.api.deps import SeedsDep
+from services.customer_api.api.ratelimit import PUBLIC_READ_LIMITS
 from services.customer_api.api.responses import errors
 from services.customer_api.errors import ApiError
 from services.customer_api.models import U128_MAX, OfferPublic, OfferSort, OffersPublic
@@ -18,9 +24,13 @@ router = APIRouter(prefix="/offers", tags=["offers"])
 LabelFilter = Annotated[str, FullMatch(r"[^=\x00-\x1f]{1,128}=[^\x00-\x1f]{0,256}", "key=value")]
 
 
-@router.get("", response_model=OffersPublic, responses=errors(401, 422, 503))
+@router.get(
+    "",
+    response_model=OffersPublic,
+    responses=errors(422, 429, 503),
+    dependencies=PUBLIC_READ_LIMITS,
+)
 def search_offers(
-    _customer: CurrentCustomer,
     offers: SeedsDep,
     gpu_model: Annotated[
         str | None, Query(max_length=128, description="Part of the GPU model name, any case.")
@@ -58,9 +68,13 @@ def search_offers(
     return offers.public(result, query)
 
 
-@router.get("/{machine_id}", response_model=OfferPublic, responses=errors(401, 404, 422, 503))
+@router.get(
+    "/{machine_id}",
+    response_model=OfferPublic,
+    responses=errors(404, 422, 429, 503),
+    dependencies=PUBLIC_READ_LIMITS,
+)
 def read_offer(
-    _customer: CurrentCustomer,
     offers: SeedsDep,
     machine_id: Annotated[str, FullMatch(r"0x[0-9a-f]{64}"), Path()],
 ) -> OfferPublic:

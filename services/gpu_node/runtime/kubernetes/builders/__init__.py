@@ -3,7 +3,17 @@
 Builders assume a validated LeaseWorkload (`LeaseWorkload.validate()` runs before building).
 """
 
-from services.gpu_node.runtime.kubernetes.builders.common import BuildConfig, namespace_name
+from services.gpu_node.runtime.kubernetes.builders.common import (
+    NETWORK_POLICY_NAME,
+    OBJECT_NAMES,
+    QUOTA_NAME,
+    SSH_SECRET_NAME,
+    WORKLOAD_NAME,
+    BuildConfig,
+    namespace_name,
+    object_labels,
+    selector_labels,
+)
 from services.gpu_node.runtime.kubernetes.builders.deployment import build_deployment
 from services.gpu_node.runtime.kubernetes.builders.namespace import build_namespace
 from services.gpu_node.runtime.kubernetes.builders.network_policy import build_network_policy
@@ -12,6 +22,11 @@ from services.gpu_node.runtime.kubernetes.builders.secret import build_ssh_secre
 from services.gpu_node.runtime.kubernetes.builders.service import build_service
 
 __all__ = [
+    "NETWORK_POLICY_NAME",
+    "OBJECT_NAMES",
+    "QUOTA_NAME",
+    "SSH_SECRET_NAME",
+    "WORKLOAD_NAME",
     "BuildConfig",
     "build_deployment",
     "build_namespace",
@@ -20,4 +35,6 @@ __all__ = [
     "build_service",
     "build_ssh_secret",
     "namespace_name",
+    "object_labels",
+    "selector_labels",
 ]

@@ -19,7 +19,11 @@ from kubernetes.client import (
 
 from services.gpu_node.runtime.base import LeaseWorkload
 from services.gpu_node.runtime.images import SSHD_CONTAINER_PORT
-from services.gpu_node.runtime.kubernetes.builders.common import lease_metadata
+from services.gpu_node.runtime.kubernetes.builders.common import (
+    NETWORK_POLICY_NAME,
+    BuildConfig,
+    lease_metadata,
+)
 
 __all__ = ["BLOCKED_EGRESS_CIDRS", "build_network_policy"]
 
@@ -30,7 +34,6 @@ BLOCKED_EGRESS_CIDRS = (
     "169.254.0.0/16",
     "100.64.0.0/10",
 )
-NAME = "lease-isolation"
 
 
 def _dns_rule() -> V1NetworkPolicyEgressRule:
@@ -50,12 +53,12 @@ def _dns_rule() -> V1NetworkPolicyEgressRule:
     )
 
 
-def build_network_policy(workload: LeaseWorkload) -> V1NetworkPolicy:
+def build_network_policy(workload: LeaseWorkload, config: BuildConfig) -> V1NetworkPolicy:
     exposed = [SSHD_CONTAINER_PORT, *workload.ports]
     return V1NetworkPolicy(
         api_version="networking.k8s.io/v1",
         kind="NetworkPolicy",
-        metadata=lease_metadata(workload, NAME),
+        metadata=lease_metadata(workload, config, NETWORK_POLICY_NAME),
         spec=V1NetworkPolicySpec(
             # Empty selector: every pod of the lease namespace.
             pod_selector=V1LabelSelector(),

@@ -10,6 +10,7 @@ from kubernetes.client import V1ResourceQuota, V1ResourceQuotaSpec
 
 from services.gpu_node.runtime.base import LeaseWorkload
 from services.gpu_node.runtime.kubernetes.builders.common import (
+    QUOTA_NAME,
     BuildConfig,
     cpu_quantity,
     lease_metadata,
@@ -17,8 +18,6 @@ from services.gpu_node.runtime.kubernetes.builders.common import (
 )
 
 __all__ = ["build_resource_quota"]
-
-NAME = "lease-quota"
 
 
 def build_resource_quota(workload: LeaseWorkload, config: BuildConfig) -> V1ResourceQuota:
@@ -41,6 +40,6 @@ def build_resource_quota(workload: LeaseWorkload, config: BuildConfig) -> V1Reso
     return V1ResourceQuota(
         api_version="v1",
         kind="ResourceQuota",
-        metadata=lease_metadata(workload, NAME),
+        metadata=lease_metadata(workload, config, QUOTA_NAME),
         spec=V1ResourceQuotaSpec(hard=hard),
     )

@@ -1,0 +1,2 @@
+"""Deployment assets of Gridlease: the Helm chart (helm/), its dashboards as code (dashboards/)
+and the test cluster's build (testcluster/)."""
