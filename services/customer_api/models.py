@@ -457,5 +457,8 @@ class ChainInfoPublic(SQLModel):
     token_symbol: str = Field(description="The token's name, e.g. GLT.")
     token_decimals: int = Field(description="Amounts are integers of 10^-decimals token.")
     block_time_ms: int = Field(description="Target time between blocks (Aura slot duration).")
-    blocks_per_hour: str = Field(description="3_600_000 / block_time_ms, an exact decimal.")
+    blocks_per_hour: str = Field(
+        description="3_600_000 / block_time_ms: exact when block_time_ms divides an hour, else "
+        "rounded to 6 decimals (compute with block_time_ms)."
+    )
     existential_deposit: str = Field(description="Least balance an account keeps (smallest unit).")

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+import urllib.parse
+import uuid
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,7 +50,7 @@ __all__ = [
 ]
 
 _MAX_DIGITS = 60  # more than any u128 amount has
-_PREC = _MAX_DIGITS + 2 * TOKEN_DECIMALS + 10  # Decimal precision that never rounds here
+_MS_PER_HOUR = 3_600_000
 DEFAULT_SSH_KEY = "~/.ssh/id_ed25519.pub"
 DEFAULT_IMAGE = "localhost/gridlease-sshd:1"
 
@@ -62,7 +66,11 @@ class ChainInfo:
     symbol: str = "GLT"
     decimals: int = TOKEN_DECIMALS
     block_time_ms: int = 1000
-    blocks_per_hour: Decimal = Decimal(3600)
+
+    @property
+    def blocks_per_hour(self) -> Fraction:
+        """Exact, whatever the block time (7 s blocks: 3600000/7000 = 514 2/7, not a decimal)."""
+        return Fraction(_MS_PER_HOUR, self.block_time_ms)
 
     @classmethod
     def from_api(cls, body: dict[str, Any]) -> ChainInfo:
@@ -70,7 +78,6 @@ class ChainInfo:
             symbol=str(body["token_symbol"]),
             decimals=int(body["token_decimals"]),
             block_time_ms=int(body["block_time_ms"]),
-            blocks_per_hour=Decimal(str(body["blocks_per_hour"])),
         )
 
     @classmethod
@@ -91,13 +98,21 @@ def tokens(amount: str | int, decimals: int = TOKEN_DECIMALS) -> str:
     return _plain(Decimal(f"{int(amount)}E-{decimals}"))  # exact: parsing never rounds
 
 
+def shown(value: Fraction, places: int) -> str:
+    """An exact rational for a person: its exact decimal when it has one within `places`
+    decimals, else rounded half-even to `places` with a leading "~" (only what is shown is
+    rounded; every computation stays exact)."""
+    scaled = value * 10**places
+    if scaled.denominator == 1:
+        return _plain(Decimal(f"{scaled.numerator}E-{places}"))  # exact: parsing never rounds
+    return "~" + _plain(Decimal(f"{round(scaled)}E-{places}"))
+
+
 def per_gpu_hour(price_per_gpu_block: str | int, info: ChainInfo) -> str:
-    """A price per GPU per block (smallest units) as tokens per GPU-hour, exactly:
-    1_000_000 units/block at 1 s blocks -> "0.0036"."""
-    with localcontext() as exact:
-        exact.prec = _PREC
-        units = Decimal(int(price_per_gpu_block)) * info.blocks_per_hour
-        return _plain(units.scaleb(-info.decimals))
+    """A price per GPU per block (smallest units) as tokens per GPU-hour:
+    1_000_000 units/block at 1 s blocks -> "0.0036"; at 7 s blocks -> "~0.000514285714"."""
+    per_hour = int(price_per_gpu_block) * info.blocks_per_hour / 10**info.decimals
+    return shown(per_hour, info.decimals)
 
 
 def money(amount: str | int, info: ChainInfo) -> str:
@@ -149,22 +164,20 @@ def _token_amount(text: str) -> int:
 def max_block_price(tokens_per_gpu_hour: Decimal, info: ChainInfo) -> int:
     """The highest whole price per GPU-block (smallest units) not above a ceiling typed in
     tokens per GPU-hour: floor(ceiling * 10^decimals / blocks_per_hour), exactly."""
-    with localcontext() as exact:
-        exact.prec = _PREC
-        per_block = tokens_per_gpu_hour.scaleb(info.decimals) / info.blocks_per_hour
-        return int(per_block.to_integral_value(rounding=ROUND_FLOOR))
+    scale: int = 10**info.decimals
+    return math.floor(Fraction(tokens_per_gpu_hour) * scale / info.blocks_per_hour)
 
 
 def hours_to_blocks(hours: Decimal, info: ChainInfo) -> int:
     """Blocks that cover at least `hours` (rounded up to a whole block)."""
-    with localcontext() as exact:
-        exact.prec = _PREC
-        return int((hours * info.blocks_per_hour).to_integral_value(rounding=ROUND_CEILING))
+    return math.ceil(Fraction(hours) * info.blocks_per_hour)
 
 
 # -- output helpers -------------------------------------------------------------------------------
 def _out() -> Console:
-    return Console(soft_wrap=False)
+    # A terminal's own width; piped (grep, a log) a wide fixed one, so that rows do not wrap
+    # into several lines at Rich's 80-column default.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _print_json(body: Any) -> None:
@@ -327,9 +340,9 @@ def _lease_view(lease: dict[str, Any], info: ChainInfo) -> Table:
     state = lease["state"] + (f" ({lease['end_reason']})" if lease.get("end_reason") else "")
     grid.add_row("lease", f"{lease['lease_id']}  {state}")
     grid.add_row("machine", lease["machine_id"])
-    hours = Decimal(lease["duration_blocks"]) / info.blocks_per_hour
+    hours = Fraction(lease["duration_blocks"]) / info.blocks_per_hour
     grid.add_row("gpus", str(lease["gpus"]))
-    grid.add_row("duration", f"{lease['duration_blocks']} blocks (~{_plain(round(hours, 2))} h)")
+    grid.add_row("duration", f"{lease['duration_blocks']} blocks ({shown(hours, 2)} h)")
     grid.add_row(
         "price",
         f"{price_text(lease['price_per_gpu_block'], info)}"
@@ -459,7 +472,10 @@ def cmd_lease_create(args: argparse.Namespace) -> int:
         body["cpu_millicores"] = args.cpu_millicores
     if args.memory_mib is not None:
         body["memory_mib"] = args.memory_mib
-    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    # Always a key: when the answer is lost (timeout, 503 while the chain is slow) a retry with
+    # the same key returns the same lease instead of creating and paying for a second one.
+    idempotency_key = args.idempotency_key or str(uuid.uuid4())
+    headers = {"Idempotency-Key": idempotency_key}
     err = Console(stderr=True)
     with _client() as api:
         info = ChainInfo.read(api)
@@ -468,7 +484,15 @@ def cmd_lease_create(args: argparse.Namespace) -> int:
         )
         if args.max_price is not None:
             body["max_price_per_gpu_block"] = str(max_block_price(args.max_price, info))
-        lease = api.post("/leases", json=body, headers=headers)
+        try:
+            lease = api.post("/leases", json=body, headers=headers)
+        except ApiError as exc:
+            if exc.status and exc.status < 500:
+                raise  # refused: nothing was created
+            raise CliError(
+                f"{explain(exc)}; the lease may have been created: run the same command with "
+                f"--idempotency-key {idempotency_key} to get it (it never creates or pays twice)"
+            ) from exc
         if not args.json:
             err.print(
                 f"lease {lease['lease_id']} created on chain; escrow {money(lease['escrow'], info)}"
@@ -562,7 +586,8 @@ def cmd_chain_info(args: argparse.Namespace) -> int:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("token", f"{info.symbol} ({info.decimals} decimals)")
-    grid.add_row("block time", f"{info.block_time_ms} ms ({_plain(info.blocks_per_hour)} blocks/h)")
+    per_hour = shown(info.blocks_per_hour, 6)
+    grid.add_row("block time", f"{info.block_time_ms} ms ({per_hour} blocks/h)")
     grid.add_row("existential deposit", money(body["existential_deposit"], info))
     _out().print(grid)
     return 0
@@ -572,10 +597,9 @@ def cmd_chain_info(args: argparse.Namespace) -> int:
 def explain(exc: BaseException) -> str:
     """One line for a person: what went wrong and what to do."""
     if isinstance(exc, ApiUnreachable):
-        return (
-            f"cannot reach the API at {exc.url} ({exc.reason}): is `./gridlease dev up` running? "
-            "(or set GRIDLEASE_API_URL)"
-        )
+        local = urllib.parse.urlsplit(exc.url).hostname in {"127.0.0.1", "localhost", "::1"}
+        hint = "is `./gridlease dev up` running? " if local else ""
+        return f"cannot reach the API at {exc.url} ({exc.reason}): {hint}(or set GRIDLEASE_API_URL)"
     if isinstance(exc, ApiError):
         if exc.status == 401:
             what = "not signed in" if exc.detail == "Not authenticated" else exc.detail

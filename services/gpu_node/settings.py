@@ -69,8 +69,10 @@ class NodeSettings(GridleaseSettings):
     kube_runtime_class: str = Field(
         default="nvidia",
         max_length=253,
-        description="Kubernetes: RuntimeClass of lease pods (the NVIDIA container runtime); empty "
-        "where that runtime is the nodes' default.",
+        description="Kubernetes: RuntimeClass of lease pods (the NVIDIA container runtime). Empty: "
+        "lease pods name no RuntimeClass and run on the node's default runtime, for nodes where "
+        "the NVIDIA runtime is the default, and for nodes with SIMULATED GPUs, which have no "
+        "NVIDIA runtime (a pod naming a handler the node lacks never starts).",
     )
     simulate_gpus: str | None = Field(
         default=None, description="SIMULATED GPUs, e.g. h100:8; unset reads the NVIDIA driver."

@@ -6,7 +6,9 @@ from the API's database and the seeds alone, or is refused with the chain's own 
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -42,11 +44,12 @@ ONE_SECOND_BLOCKS = ChainInfo(symbol="GLT", decimals=12, block_time_ms=1000)
         (1_000_000, 6000, "0.0006"),
         (277_777_777, 1000, "0.9999999972"),  # a float would print 0.9999999972000001
         (2**128 - 1, 1000, "1,225,016,520,915,378,468,468,148,586,754.365561238"),
+        # 3_600_000 / 7000 blocks an hour is not a decimal: shown rounded, and marked so.
+        (1_000_000, 7000, "~0.000514285714"),
     ],
 )
 def test_prices_per_gpu_hour_are_exact(per_block: int, block_ms: int, shown: str) -> None:
-    per_hour = Decimal(3_600_000) / Decimal(block_ms)
-    info = ChainInfo(block_time_ms=block_ms, blocks_per_hour=per_hour)
+    info = ChainInfo(block_time_ms=block_ms)
     assert per_gpu_hour(per_block, info) == shown
     assert price_text(str(per_block), info).endswith(" GLT/GPU-h")
 
@@ -55,8 +58,14 @@ def test_a_price_ceiling_per_hour_becomes_the_highest_block_price_not_above_it()
     info = ONE_SECOND_BLOCKS
     assert max_block_price(Decimal("0.0036"), info) == 1_000_000
     assert max_block_price(Decimal("0.0035999999999"), info) == 999_999
-    six = ChainInfo(block_time_ms=6000, blocks_per_hour=Decimal(600))
+    six = ChainInfo(block_time_ms=6000)
     assert max_block_price(Decimal("0.0006"), six) == 1_000_000
+    # 7 s blocks: 1_000_000 per block is 0.000514285714285714... per hour. The ceiling a person
+    # types is floored to a whole block price: just above the shown value finds 1_000_000.
+    seven = ChainInfo(block_time_ms=7000)
+    assert max_block_price(Decimal("0.000514285715"), seven) == 1_000_000
+    assert max_block_price(Decimal("0.000514285714"), seven) == 999_999
+    assert hours_to_blocks(Decimal("1"), seven) == 515  # 514 2/7 rounded up
 
 
 def test_hours_become_whole_blocks_rounded_up() -> None:
@@ -250,3 +259,54 @@ def test_doctor_reports_tools_caches_and_what_a_cold_start_builds(
     assert "Helm" not in report["cold_start_builds"]  # dev up does not need it
     code, out, _ = _run(capsys, "doctor")
     assert code == 0 and "a cold `gridlease dev up` would still build" in out
+
+
+def test_a_lost_lease_answer_says_how_to_retry_without_paying_twice(
+    cli_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # The API answers 503 when a chain submission's outcome is unknown (the lease may exist).
+    # An HTTP server standing in for that one answer (the real API's 503 path is tested in
+    # tests/customer_api/test_chain_faults.py) records what the CLI sent.
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._reply(200, {"token_symbol": "GLT", "token_decimals": 12, "block_time_ms": 1000,
+                              "blocks_per_hour": "3600", "existential_deposit": "1"})  # fmt: skip
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(dict(self.headers.items()))
+            self._reply(503, {"detail": "Chain submission outcome unknown"})
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIV3aV4iM5u0X/1EXh0hJXWNemmR1TSTSKtVbjniscWj x\n"
+    )
+    monkeypatch.setenv("GRIDLEASE_API_URL", f"http://127.0.0.1:{server.server_port}")
+    try:
+        code, _, err = _run(
+            capsys, "lease", "create", "--machine", "0x" + "ab" * 32, "--gpus", "1",
+            "--hours", "1", "--ssh-key", str(key), "--no-wait",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1
+    sent = seen[0]["Idempotency-Key"]
+    assert len(sent) == 36  # a fresh uuid4 although none was given
+    assert f"--idempotency-key {sent}" in err and "never creates or pays twice" in err

@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.gpu_node import labels as node_labels
 from tests.deploy.conftest import REPO
 
 CHART = REPO / "deploy" / "helm" / "gridlease"
@@ -32,9 +33,10 @@ Manifest = dict[str, Any]
 
 def helm_template(
     helm: Path, values: dict[str, Any] | None = None, *, files: Iterable[Path] = (),
-    api_versions: Iterable[str] = (), tmp: Path | None = None,
+    api_versions: Iterable[str] = (), tmp: Path | None = None, release: str = "rel",
+    chart: Path = CHART,
 ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    args = [str(helm), "template", "rel", str(CHART), "--namespace", "gl",
+    args = [str(helm), "template", release, str(chart), "--namespace", "gl",
             "--kube-version", KUBE_VERSION]  # fmt: skip
     for path in files:
         args += ["-f", str(path)]
@@ -212,7 +214,27 @@ def test_ingress_routes_its_hosts_to_the_api(helm: Path, tmp_path: Path) -> None
     assert ingress["spec"]["ingressClassName"] == "nginx"
     rule = ingress["spec"]["rules"][0]
     assert rule["host"] == "api.example.org"
-    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "rel-gridlease-api"
+    paths = rule["http"]["paths"]
+    assert all(p["backend"]["service"]["name"] == "rel-gridlease-api" for p in paths)
+    # The API (its OpenAPI document is /v1/openapi.json) and its web docs; not /metrics, /healthz
+    # or /readyz, which stay inside the cluster.
+    assert [(p["path"], p["pathType"]) for p in paths] == [
+        ("/v1", "Prefix"), ("/docs", "Prefix"), ("/redoc", "Prefix")]  # fmt: skip
+    wildcard = merged(CHAIN, {"api": {"ingress": {"enabled": True, "hosts": ["*.example.org"]}}})
+    rule = one(render(helm, tmp_path, wildcard), "Ingress", "rel-gridlease-api")["spec"]["rules"][0]
+    assert rule["host"] == "*.example.org"
+
+
+def test_forwarded_allow_ips_trusts_only_the_named_proxies(helm: Path, tmp_path: Path) -> None:
+    # uvicorn.run (services/customer_api/__main__.py) reads FORWARDED_ALLOW_IPS when not given
+    # forwarded_allow_ips; unset it trusts 127.0.0.1 only.
+    main = (REPO / "services" / "customer_api" / "__main__.py").read_text()
+    assert "forwarded_allow_ips" not in main
+    api = one(render(helm, tmp_path, CHAIN), "Deployment", "rel-gridlease-api")
+    assert "FORWARDED_ALLOW_IPS" not in env_of(pod_spec(api)["containers"][0])
+    values = merged(CHAIN, {"api": {"forwardedAllowIps": "10.0.0.0/8,192.168.1.5"}})
+    api = one(render(helm, tmp_path, values), "Deployment", "rel-gridlease-api")
+    assert env_of(pod_spec(api)["containers"][0])["FORWARDED_ALLOW_IPS"] == "10.0.0.0/8,192.168.1.5"
 
 
 def test_seeds_are_wired_to_each_other_the_api_and_the_nodes(helm: Path, tmp_path: Path) -> None:
@@ -411,10 +433,22 @@ def test_notes_say_how_to_reach_the_api_and_sign_up(helm: Path, tmp_path: Path) 
          "/podSecurity/runAsUser"),
         (merged(CHAIN, {"chainNode": {"enabled": True}}), "/chainNode/enabled"),
         (merged(CHAIN, {"seed": {"enabled": False}}), "the API and GPU nodes need seeds"),
+        (merged(CHAIN, {"api": {"ingress": {"enabled": True}}}),
+         "api.ingress.hosts: list at least one host"),
+        (merged(CHAIN, {"api": {"ingress": {"enabled": True, "hosts": ["*"]}}}),
+         "/api/ingress/hosts/0"),
+        (merged(CHAIN, {"api": {"ingress": {"enabled": True, "hosts": ["a.*.example.org"]}}}),
+         "/api/ingress/hosts/0"),
+        (merged(CHAIN, {"api": {"extraEnv": {"GRIDLEASE_API_DEV_MODE": "true"}}}),
+         "api.extraEnv.GRIDLEASE_API_DEV_MODE: the chart sets"),
+        (merged(CHAIN, {"gpuNode": {"pricePerGpuBlock": 2**53}}), "/gpuNode/pricePerGpuBlock"),
+        (merged(CHAIN, {"gpuNode": {"pricePerGpuBlock": "12.5"}}), "/gpuNode/pricePerGpuBlock"),
+        (merged(CHAIN, {"gpuNode": {"pricePerGpuBlock": "0"}}), "/gpuNode/pricePerGpuBlock"),
     ],
     ids=["no-chain", "chain-not-ws", "database-type", "sqlite-replicas", "pg-without-secret",
          "unknown-key", "no-seeds", "node-port-range", "simulate-syntax", "foreign-env",
-         "root", "chain-node", "seeds-off"],
+         "root", "chain-node", "seeds-off", "ingress-no-hosts", "ingress-bare-wildcard",
+         "ingress-inner-wildcard", "env-override", "price-float", "price-decimal", "price-zero"],
 )  # fmt: skip
 def test_wrong_values_are_refused_with_the_key_at_fault(
     helm: Path, tmp_path: Path, values: dict[str, Any], message: str
@@ -422,3 +456,146 @@ def test_wrong_values_are_refused_with_the_key_at_fault(
     result = helm_template(helm, values, tmp=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+# -- reviewed faults -----------------------------------------------------------------------------
+def test_agent_writes_its_named_objects_only_in_lease_namespaces(
+    helm: Path, tmp_path: Path
+) -> None:
+    # RBAC grants the namespaced kinds by name in every namespace (kube-system too); the policy
+    # must confine every such kind to namespaces labelled as the agent labels its own.
+    manifests = render(helm, tmp_path, CHAIN)
+    policy = one(manifests, "ValidatingAdmissionPolicy", "rel-gridlease-gpu-node")["spec"]
+    covered = {(group, resource)
+               for rule in policy["matchConstraints"]["resourceRules"]
+               if {"CREATE", "UPDATE"} <= set(rule["operations"])
+               for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
+    granted = {(group, resource)
+               for rule in one(manifests, "ClusterRole", "rel-gridlease-gpu-node")["rules"]
+               if {"create", "patch"} & set(rule["verbs"])
+               for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
+    assert granted <= covered
+    assert ("", "namespaces") in granted
+    label = f"namespaceObject.metadata.labels['{node_labels.MANAGED_BY}'] == "
+    label += f"'{node_labels.MANAGED_BY_VALUE}'"
+    rules = [v["expression"] for v in policy["validations"] if "namespaceObject" in v["expression"]]
+    assert len(rules) == 1 and label in rules[0]
+    assert rules[0].startswith("request.resource.resource == 'namespaces' ||")
+    # The namespace rules still apply to namespaces only, and to every other kind nothing else.
+    for validation in policy["validations"]:
+        if validation["expression"] not in rules:
+            assert validation["expression"].startswith("request.resource.resource != 'namespaces'")
+    binding = one(manifests, "ValidatingAdmissionPolicyBinding", "rel-gridlease-gpu-node")
+    assert binding["spec"]["policyName"] == "rel-gridlease-gpu-node"
+
+
+def test_data_owner_copies_the_machine_key_again_on_a_restart(helm: Path, tmp_path: Path) -> None:
+    # The init container's script, run as its container runs it (root with CAP_CHOWN only), on
+    # a state folder that a first start already gave the agent: a restart must not fail.
+    manifests = render(helm, tmp_path, merged(CHAIN, {"gpuNode": {"machineKeys": {
+        "existingSecret": "keys"}}}))  # fmt: skip
+    init = pod_spec(one(manifests, "DaemonSet", "rel-gridlease-gpu-node"))["initContainers"][0]
+    assert init["securityContext"]["capabilities"]["add"] == ["CHOWN"]
+    data, keys = tmp_path / "data", tmp_path / "keys"
+    data.mkdir()
+    keys.mkdir()
+    script = init["command"][2].replace("/data", str(data))
+    for key in ("first key", "second key"):
+        (keys / "node-1").write_text(key)
+        result = subprocess.run(
+            ["setpriv", "--bounding-set", "-all,+chown", "--inh-caps", "-all",
+             "/bin/sh", "-c", script],
+            env={"MACHINE_KEYS": str(keys), "NODE_NAME": "node-1", "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        stat = (data / "machine.key").stat()
+        assert (data / "machine.key").read_text() == key
+        assert (stat.st_uid, stat.st_gid, stat.st_mode & 0o777) == (10001, 10001, 0o600)
+        assert data.stat().st_uid == 10001
+
+
+def test_long_release_names_fit_and_stay_distinct(helm: Path, tmp_path: Path) -> None:
+    release = "acme-provider-production-europe-west3-a-gpu1"
+    values = merged(CHAIN, {"api": {"ingress": {"enabled": True, "hosts": ["a.example.org"]}}})
+    result = helm_template(helm, values, tmp=tmp_path, release=release, api_versions=MONITORING)
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    names: dict[str, list[str]] = {}
+    for manifest in manifests:
+        name = manifest["metadata"]["name"]
+        assert len(name) <= 63 and not name.endswith("-"), name
+        names.setdefault(manifest["kind"], []).append(name)
+    for kind, listed in names.items():
+        assert len(set(listed)) == len(listed), (kind, listed)
+    assert len(names["ConfigMap"]) == 3
+    (seeds,) = by_kind(manifests, "StatefulSet")
+    # The controller-revision-hash label is the name, "-" and a 10-character hash: 63 at most.
+    assert len(seeds["metadata"]["name"]) <= 52
+    assert seeds["spec"]["serviceName"] == seeds["metadata"]["name"]
+    assert seeds["metadata"]["name"] in names["Service"]
+    endpoints = env_of(pod_spec(seeds)["containers"][0])["SEED_ENDPOINTS"]
+    assert endpoints.startswith(f"{seeds['metadata']['name']}-0.{seeds['metadata']['name']}.gl.svc")
+    for pod in by_kind(manifests, "Pod"):
+        assert pod["metadata"]["name"].endswith("-test")
+    api = one(manifests, "Deployment", f"{release}-gridlease-api")
+    claim = [v for v in pod_spec(api)["volumes"] if v["name"] == "data"][0]
+    assert claim["persistentVolumeClaim"]["claimName"] in names["PersistentVolumeClaim"]
+
+
+def test_extra_env_cannot_replace_what_the_chart_sets(helm: Path, tmp_path: Path) -> None:
+    values = merged(CHAIN, {
+        "api": {"devMode": True, "faucet": {"existingSecret": "f"}},
+        "gpuNode": {"providerKey": {"existingSecret": "p"}, "simulateGpus": "a100:2",
+                    "offerLabels": {"a": "b"}}})  # fmt: skip
+    manifests = render(helm, tmp_path, values)
+    workloads = {"api": one(manifests, "Deployment", "rel-gridlease-api"),
+                 "seed": one(manifests, "StatefulSet", "rel-gridlease-seed"),
+                 "gpuNode": one(manifests, "DaemonSet", "rel-gridlease-gpu-node")}  # fmt: skip
+    for component, workload in workloads.items():
+        for name in env_of(pod_spec(workload)["containers"][0]):
+            result = helm_template(helm, merged(values, {component: {"extraEnv": {name: "x"}}}),
+                                   tmp=tmp_path)  # fmt: skip
+            assert result.returncode != 0, f"{component}.extraEnv.{name} accepted"
+    accepted = merged(values, {"api": {"extraEnv": {"GRIDLEASE_API_RATE_LIMIT": "5"}}})
+    api = one(render(helm, tmp_path, accepted), "Deployment", "rel-gridlease-api")
+    assert env_of(pod_spec(api)["containers"][0])["GRIDLEASE_API_RATE_LIMIT"] == "5"
+
+
+@pytest.mark.parametrize(("price", "rendered"), [
+    ("123456789012345678901", "123456789012345678901"), (2500000, "2500000"),
+    (2**53 - 1, str(2**53 - 1))])  # fmt: skip
+def test_price_renders_exactly(helm: Path, tmp_path: Path, price: Any, rendered: str) -> None:
+    values = merged(CHAIN, {"gpuNode": {"pricePerGpuBlock": price}})
+    agent = one(render(helm, tmp_path, values), "DaemonSet", "rel-gridlease-gpu-node")
+    env = env_of(pod_spec(agent)["containers"][0])
+    assert env["GRIDLEASE_NODE_PRICE_PER_GPU_BLOCK"] == rendered
+
+
+def _secret_chart(tmp_path: Path) -> Path:
+    """A copy of the chart whose api-secret.yaml takes `lookup`'s answer from values (Helm's
+    template has no cluster to look up), without the schema (which refuses that value)."""
+    chart = tmp_path / "gridlease"
+    shutil.copytree(CHART, chart)
+    (chart / "values.schema.json").unlink()
+    template = chart / "templates" / "api-secret.yaml"
+    lookup = 'lookup "v1" "Secret" .Release.Namespace $name'
+    assert template.read_text().count(lookup) == 1
+    template.write_text(template.read_text().replace(lookup, ".Values.lookedUp"))
+    return chart
+
+
+def test_server_secret_keeps_the_existing_secret_whole(helm: Path, tmp_path: Path) -> None:
+    chart = _secret_chart(tmp_path)
+    existing = {"server-secret": "b2xk", "other": "a2VlcA=="}
+    values = merged(CHAIN, {"lookedUp": {"data": existing}})
+    secret = one(render(helm, tmp_path, values, chart=chart), "Secret", "rel-gridlease-api")
+    assert secret["data"] == existing
+    # The key renamed: refused, not a fresh secret in place of the old one.
+    values = merged(values, {"api": {"serverSecret": {"key": "renamed"}}})
+    result = helm_template(helm, values, tmp=tmp_path, chart=chart)
+    assert result.returncode != 0
+    assert 'Secret rel-gridlease-api exists without key "renamed"' in result.stderr
+    # None yet: a fresh one.
+    secret = one(render(helm, tmp_path, CHAIN, chart=chart), "Secret", "rel-gridlease-api")
+    assert len(secret["data"]["server-secret"]) == 64

@@ -138,7 +138,7 @@ def test_customer_cli_lists_offers_and_explains_errors(
     monkeypatch.setenv("GRIDLEASE_API_KEY", str(api.config.api_key))
     assert main(["offers", "--min-gpus", "1"]) == 0
     out = capsys.readouterr().out
-    assert "NVIDIA H100 80GB HBM3" in out and "price/gpu/block" in out
+    assert "NVIDIA H100 80GB HBM3" in out and "GLT/GPU-h" in out
     assert main(["offers", "--gpu-model", "A100"]) == 0
     out = capsys.readouterr().out
     assert "no offer matches" in out and "excluded" in out
@@ -148,7 +148,7 @@ def test_customer_cli_lists_offers_and_explains_errors(
     assert "free" in capsys.readouterr().out
     monkeypatch.setenv("GRIDLEASE_API_KEY", "glk_not-a-key")
     assert main(["account"]) == 1
-    assert "error (401)" in capsys.readouterr().err
+    assert "Invalid API key: run gridlease signup" in capsys.readouterr().err
 
 
 # Last: the penalty takes the machine offline (its bond falls below the minimum).

@@ -297,6 +297,12 @@ def test_build_deployment_node_env_wins_over_spec_env() -> None:
     ]
 
 
+def test_build_deployment_empty_env_value_is_left_out_as_the_server_stores_it() -> None:
+    # The API server drops `value: ""`; a desired "" would differ from it on every reconcile.
+    env = pod_spec(lease_id=9, env={"EMPTY": "", "MODEL": "llama"})["containers"][0]["env"]
+    assert env[:2] == [{"name": "EMPTY"}, {"name": "MODEL", "value": "llama"}]
+
+
 def test_build_deployment_and_quota_carry_the_lease_share() -> None:
     # The desired workload is bounded before any builder sees it (desired.py); a 1-GPU lease of
     # a 4-GPU machine with 8 CPUs and 32 GiB asking 1 TiB and 1,000 CPUs is built with 2 CPUs

@@ -21,6 +21,7 @@ from services.gpu_node.runtime.images import SSHD_IMAGE, ensure_sshd_image
 from services.gpu_node.runtime.podman import GpuAttach, PodmanConfig, PodmanRuntime, run_args
 from services.gpu_node.runtime.podman_cli import PodmanCli
 from services.gpu_node.store import NodeStore
+from tests.utils.ssh import ssh, ssh_when_ready
 
 from .utils import HOST, make_gpu_set, make_workload
 
@@ -97,38 +98,6 @@ def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return key
-
-
-def ssh(key: Path, endpoint: str, command: str) -> subprocess.CompletedProcess[str]:
-    host, port = endpoint.rsplit(":", 1)
-    return subprocess.run(
-        [
-            "ssh",
-            "-i", str(key),
-            "-p", port,
-            "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes",
-            "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=5",
-            f"root@{host}",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )  # fmt: skip
-
-
-def ssh_when_ready(key: Path, endpoint: str, command: str) -> subprocess.CompletedProcess[str]:
-    """sshd makes host keys at start; retry the connection a bounded number of times."""
-    for _ in range(30):
-        proc = ssh(key, endpoint, command)
-        if proc.returncode != 255:  # 255: ssh itself failed (not listening yet)
-            return proc
-        subprocess.run(["sleep", "0.5"], check=True)
-    return proc
 
 
 def wait_running(runtime: PodmanRuntime, lease_id: int) -> WorkloadStatus:

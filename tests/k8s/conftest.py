@@ -19,6 +19,13 @@ import pytest
 from kubernetes import client
 
 from services.devstack.cluster import DevCluster, ensure_binaries
+from services.gpu_node.runtime.kubernetes.client import CountingApiClient
+from tests.k8s.gpu_node_harness import (
+    AgentAccess,
+    install_rbac,
+    service_account_token,
+    uninstall_rbac,
+)
 from tests.k8s.kube import REAL_NODE, create_namespace, processes_mentioning
 
 
@@ -73,3 +80,35 @@ def k8s_namespace(k8s_api: Any, ns_prefix: str) -> Iterator[Callable[[str], str]
     for ns in core.list_namespace().items:
         if ns.metadata.name.startswith(ns_prefix):
             core.delete_namespace(ns.metadata.name)
+
+
+@pytest.fixture(scope="module")
+def agent_access(k8s_cluster: DevCluster, k8s_api: Any) -> Iterator[AgentAccess]:
+    """The GPU node agent's RBAC file installed under names of this module's own, and a token
+    of its service account."""
+    suffix = secrets.token_hex(3)
+    namespace = create_namespace(client.CoreV1Api(k8s_api), f"t-gpu-node-agent-{suffix}")
+    name = f"gridlease-gpu-node-{suffix}"
+    install_rbac(k8s_api, namespace, name)
+    yield AgentAccess(namespace, name, service_account_token(k8s_api, namespace, name))
+    uninstall_rbac(k8s_api, name)
+    client.CoreV1Api(k8s_api).delete_namespace(namespace)
+
+
+@pytest.fixture
+def agent_client(
+    k8s_cluster: DevCluster, agent_access: AgentAccess
+) -> Iterator[Callable[[], CountingApiClient]]:
+    """Makes API clients authenticated as the agent's service account, counting requests."""
+    made: list[CountingApiClient] = []
+
+    def make() -> CountingApiClient:
+        plain = k8s_cluster.token_client(agent_access.token)
+        counting = CountingApiClient(plain.configuration)
+        plain.close()
+        made.append(counting)
+        return counting
+
+    yield make
+    for api in made:
+        api.close()

@@ -21,6 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from services.common import MachineResources, spec_hash
 from services.common._chain import ChainLease
+from services.devstack.cluster import DevCluster
 from services.gpu_node import labels
 from services.gpu_node.desired import DesiredWorkloads
 from services.gpu_node.gpus import GpuSet, build_gpu_set
@@ -131,7 +132,9 @@ class Ledger:
 class LeaseNode:
     """One GPU machine's agent, minus gRPC and the chain: a store in `data_dir`, SIMULATED GPUs
     (`gpus` of them), and a KubernetesRuntime on `node_name` over `api` (its requests counted).
-    `ledger`: the chain to share with an earlier instance (a restart); a new one by default."""
+    `ledger`: the chain to share with an earlier instance (a restart); a new one by default.
+    `runtime`: one made elsewhere (e.g. by the agent's factory, over `api`) instead of the
+    default one (BuildConfig's defaults, SIMULATED)."""
 
     def __init__(
         self,
@@ -141,6 +144,7 @@ class LeaseNode:
         data_dir: Path,
         gpus: int = 8,
         ledger: Ledger | None = None,
+        runtime: KubernetesRuntime | None = None,
     ) -> None:
         self.api, self.machine, self.node_name, self.data_dir = api, machine, node_name, data_dir
         self.gpus = gpus
@@ -148,7 +152,9 @@ class LeaseNode:
         self.store = NodeStore(data_dir / "node.db")
         slots = gpu_set(self.store, machine, gpus)
         config = BuildConfig(machine=machine, node_name=node_name, simulated=True)
-        self.runtime = KubernetesRuntime(KubeApis.from_client(api), config)
+        self.runtime = runtime or KubernetesRuntime(KubeApis.from_client(api), config)
+        if (self.runtime.config.machine, self.runtime.config.node_name) != (machine, node_name):
+            raise ValueError("runtime: built for another machine or node")
         self.desired = DesiredWorkloads(self.store, lambda: slots, HOST, None, lambda _: True)
         self.executor = Executor(self.runtime, self.ledger, self.store, self.desired)
 
@@ -157,8 +163,12 @@ class LeaseNode:
         return self.runtime.config
 
     def restarted(self, api: CountingApiClient) -> LeaseNode:
-        """The same machine's agent started again: same store and chain, a new runtime."""
-        return LeaseNode(api, self.machine, self.node_name, self.data_dir, self.gpus, self.ledger)
+        """The same machine's agent started again: same store and chain, a new runtime (same
+        configuration) over `api`."""
+        runtime = KubernetesRuntime(KubeApis.from_client(api), self.config, self.runtime.node_host)
+        return LeaseNode(
+            api, self.machine, self.node_name, self.data_dir, self.gpus, self.ledger, runtime
+        )
 
     def lease(self, lease_id: int, gpu_slots: Iterable[int], document: Mapping[str, Any]) -> None:
         """A lease of this machine on the ledger whose spec the node accepted."""
@@ -235,3 +245,34 @@ def delete_machine_namespaces(admin: Any, machine: str) -> None:
         except ApiException as e:
             if e.status not in (404, 409):
                 raise
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentAccess:
+    """The agent's service account (in `namespace`, bound to the ClusterRole `name`) and a token."""
+
+    namespace: str
+    name: str
+    token: str
+
+
+def token_kubeconfig(path: Path, cluster: DevCluster, token: str) -> Path:
+    """A kubeconfig that authenticates with the agent's service-account token (not as admin)."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "test",
+                "cluster": {
+                    "server": cluster.server,
+                    "certificate-authority": str(cluster.pki_dir / "ca.crt"),
+                },
+            }
+        ],
+        "users": [{"name": "agent", "user": {"token": token}}],
+        "contexts": [{"name": "agent", "context": {"cluster": "test", "user": "agent"}}],
+        "current-context": "agent",
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path

@@ -12,7 +12,13 @@ from kubernetes.client.rest import ApiException
 
 from services.devstack.cluster import RealNodeSpec
 
-__all__ = ["REAL_NODE", "create_namespace", "processes_mentioning", "wait_for"]
+__all__ = [
+    "REAL_NODE",
+    "create_namespace",
+    "describe_namespace",
+    "processes_mentioning",
+    "wait_for",
+]
 
 # The session cluster's kubelet node: 2 GPUs advertised as an extended resource (none is really
 # there), with a model no fake node has, so selecting on it picks this node.
@@ -70,3 +76,47 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline and state != "Z":
             found.append(cmdline)
     return found
+
+
+def describe_namespace(core: Any, namespace: str) -> str:
+    """What `kubectl describe pods` and `kubectl get events` would show of `namespace`, through
+    the API: each pod's phase, conditions and container states, the last lines of each
+    container's log, and the namespace's events (oldest first). For failure messages: it never
+    raises (an unreadable part says why instead)."""
+    lines: list[str] = []
+    try:
+        pods = core.list_namespaced_pod(namespace).items
+    except ApiException as e:
+        return f"pods of {namespace}: {e.status} {e.reason}"
+    for pod in pods:
+        status = pod.status
+        lines.append(f"pod {pod.metadata.name}: {status.phase} on {pod.spec.node_name}")
+        for c in status.conditions or []:
+            lines.append(f"  {c.type}={c.status} {c.reason or ''} {c.message or ''}".rstrip())
+        for cs in status.container_statuses or []:
+            lines.append(f"  container {cs.name}: ready={cs.ready} restarts={cs.restart_count}")
+            lines.append(f"    state: {cs.state}")
+            if cs.last_state and (cs.last_state.terminated or cs.last_state.waiting):
+                lines.append(f"    last state: {cs.last_state}")
+            for previous in (False, True):
+                try:
+                    log = core.read_namespaced_pod_log(
+                        pod.metadata.name, namespace, container=cs.name, tail_lines=20,
+                        previous=previous,
+                    )  # fmt: skip
+                except ApiException as e:
+                    log = f"({e.status} {e.reason})"
+                if log or not previous:
+                    lines.append(f"    log{' (previous)' if previous else ''}: {log!r}")
+    try:
+        events = core.list_namespaced_event(namespace).items
+    except ApiException as e:
+        return "\n".join([*lines, f"events: {e.status} {e.reason}"])
+    events.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""))
+    for event in events:
+        obj = event.involved_object
+        lines.append(
+            f"event {obj.kind}/{obj.name}: {event.type} {event.reason}: {event.message}"
+            f" (x{event.count or 1})"
+        )
+    return "\n".join(lines) or f"nothing in {namespace}"

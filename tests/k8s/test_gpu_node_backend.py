@@ -10,14 +10,11 @@ dev chain. The admin client only looks, or plays the person editing objects by h
 from __future__ import annotations
 
 import base64
-import dataclasses
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -50,16 +47,15 @@ from services.gpu_node.runtime.kubernetes.runtime import KubernetesRuntime
 from services.gpu_node.service import lease_status
 from tests.k8s.gpu_node_harness import (
     SSH_KEY,
+    AgentAccess,
     LeaseNode,
     delete_machine_namespaces,
-    install_rbac,
     machine_namespaces,
     new_machine_id,
-    service_account_token,
     spec,
-    uninstall_rbac,
+    token_kubeconfig,
 )
-from tests.k8s.kube import create_namespace, wait_for
+from tests.k8s.kube import wait_for
 from tests.utils.devchain import DevChain
 from tests.utils.gpu_node_chain import count_events, create_lease, dev_key, submission
 from tests.utils.gpu_node_process import NodeProcess
@@ -67,46 +63,6 @@ from tests.utils.gpu_node_process import wait_for as node_wait_for
 from tests.utils.ports import free_port
 
 H100, A100 = DEFAULT_GPU_NODES
-
-
-@dataclasses.dataclass(frozen=True)
-class AgentAccess:
-    """The agent's service account (in `namespace`, bound to the ClusterRole `name`) and a token."""
-
-    namespace: str
-    name: str
-    token: str
-
-
-@pytest.fixture(scope="module")
-def agent_access(k8s_cluster: DevCluster, k8s_api: Any) -> Iterator[AgentAccess]:
-    """The RBAC file installed under names of this module's own, and a token of its account."""
-    suffix = secrets.token_hex(3)
-    namespace = create_namespace(client.CoreV1Api(k8s_api), f"t-gpu-node-agent-{suffix}")
-    name = f"gridlease-gpu-node-{suffix}"
-    install_rbac(k8s_api, namespace, name)
-    yield AgentAccess(namespace, name, service_account_token(k8s_api, namespace, name))
-    uninstall_rbac(k8s_api, name)
-    client.CoreV1Api(k8s_api).delete_namespace(namespace)
-
-
-@pytest.fixture
-def agent_client(
-    k8s_cluster: DevCluster, agent_access: AgentAccess
-) -> Iterator[Callable[[], CountingApiClient]]:
-    """Makes API clients authenticated as the agent's service account, counting requests."""
-    made: list[CountingApiClient] = []
-
-    def make() -> CountingApiClient:
-        plain = k8s_cluster.token_client(agent_access.token)
-        counting = CountingApiClient(plain.configuration)
-        plain.close()
-        made.append(counting)
-        return counting
-
-    yield make
-    for api in made:
-        api.close()
 
 
 @pytest.fixture
@@ -479,7 +435,7 @@ def test_factory_builds_the_kubernetes_runtime_for_simulated_gpus(
     # As the agent starts it: from a kubeconfig (the service account's token), SIMULATED GPUs,
     # checked against its node; a node that does not exist is a start-up error, not a lease
     # that stays Pending.
-    kubeconfig = _token_kubeconfig(tmp_path / "kubeconfig", k8s_cluster, agent_access.token)
+    kubeconfig = token_kubeconfig(tmp_path / "kubeconfig", k8s_cluster, agent_access.token)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     machine = new_machine_id()
 
@@ -504,28 +460,6 @@ def node_machine_id(node: NodeProcess) -> bytes:
     return machine_id_for(bytes(keypair.public_key))
 
 
-def _token_kubeconfig(path: Path, cluster: DevCluster, token: str) -> Path:
-    """A kubeconfig that authenticates with the agent's service-account token (not as admin)."""
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "test",
-                "cluster": {
-                    "server": cluster.server,
-                    "certificate-authority": str(cluster.pki_dir / "ca.crt"),
-                },
-            }
-        ],
-        "users": [{"name": "agent", "user": {"token": token}}],
-        "contexts": [{"name": "agent", "context": {"cluster": "test", "user": "agent"}}],
-        "current-context": "agent",
-    }
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
 @pytest.fixture
 def agent_process(
     k8s_cluster: DevCluster,
@@ -537,7 +471,7 @@ def agent_process(
     """`gridlease-node run` on the dev chain with the kubernetes runtime, as the agent's service
     account, pinned to the 4-GPU fake node while its machine registers 8 SIMULATED GPUs (so the
     chain grants leases the node cannot hold)."""
-    kubeconfig = _token_kubeconfig(tmp_path / "kubeconfig", k8s_cluster, agent_access.token)
+    kubeconfig = token_kubeconfig(tmp_path / "kubeconfig", k8s_cluster, agent_access.token)
     env = {
         "GRIDLEASE_NODE_CHAIN_URL": dev_chain.url,
         "GRIDLEASE_NODE_PROVIDER_SECRET": "//Alice",

@@ -24,7 +24,8 @@ def make_runtime(
     """`node` (the hex machine id) scopes the workloads this node sees to its own.
 
     Kubernetes: `kube_node_name` is the node that is this machine (required: pods are pinned to
-    it); `kube_runtime_class` the RuntimeClass of lease pods ("" for none). SIMULATED GPUs work
+    it); `kube_runtime_class` the RuntimeClass of lease pods ("": none, the node's default runtime,
+    as on a node with SIMULATED GPUs, which has no NVIDIA runtime handler). SIMULATED GPUs work
     there too: the pods ask the scheduler for the node's advertised `nvidia.com/gpu` (a fake
     node's in tests) and every object is labelled simulated. ConfigError when the runtime is
     unknown or cannot start."""

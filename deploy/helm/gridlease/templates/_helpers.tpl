@@ -37,9 +37,25 @@ app.kubernetes.io/name: {{ include "gridlease.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* One component's names and labels: call with (dict "root" $ "component" "api"). */}}
+{{/*
+One component's names and labels: call with (dict "root" $ "component" "api"), and "suffix"
+("-data", "-test", "-metrics") for the component's other objects. The full name is cut so that
+the component and suffix always fit whole (names stay distinct, however long the release name):
+63 characters, and 52 for the seeds, whose StatefulSet name goes into the 63-character
+controller-revision-hash label with an 11-character hash (the headless Service, pods and every
+other seed name use the same cut, so they keep matching).
+*/}}
 {{- define "gridlease.componentName" -}}
-{{- printf "%s-%s" (include "gridlease.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- $tail := printf "-%s%s" .component (.suffix | default "") }}
+{{- $max := ternary 52 63 (eq .component "seed") }}
+{{- $base := include "gridlease.fullname" .root | trunc (int (sub $max (len $tail))) | trimSuffix "-" }}
+{{- printf "%s%s" $base $tail }}
+{{- end }}
+
+{{/* Any other object named after the release: the full name cut so that `suffix` fits whole. */}}
+{{- define "gridlease.suffixedName" -}}
+{{- $base := include "gridlease.fullname" .root | trunc (int (sub 63 (len .suffix))) | trimSuffix "-" }}
+{{- printf "%s%s" $base .suffix }}
 {{- end }}
 
 {{- define "gridlease.componentLabels" -}}

@@ -52,7 +52,9 @@ def read_chain_info(chain: ChainDep) -> ChainInfoPublic:
     block_ms = _block_time_ms(chain)
     if block_ms <= 0:
         raise ChainUnavailable("the chain reports no block time")
-    per_hour = Decimal(3_600_000) / Decimal(block_ms)  # exact for any divisor of 3_600_000
+    # Exact when block_ms divides 3_600_000; else rounded to 6 decimals (block_time_ms is the
+    # exact figure: clients compute with it, as the CLI does).
+    per_hour = (Decimal(3_600_000) / Decimal(block_ms)).quantize(Decimal("0.000001"))
     return ChainInfoPublic(
         token_symbol=str(props.get("tokenSymbol") or "GLT"),
         token_decimals=int(props.get("tokenDecimals") or TOKEN_DECIMALS),

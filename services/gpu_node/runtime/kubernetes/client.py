@@ -16,9 +16,14 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.rest import RESTResponse
 
-__all__ = ["READ_METHODS", "CountingApiClient", "load_configuration"]
+__all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "READ_METHODS", "CountingApiClient", "load_configuration"]
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# (connect, read) seconds for every request that names none. The generated client waits forever
+# by default: an API server that stops answering without closing the connection would hold the
+# reconcile loop (and its lock) for good while the agent still reports healthy. With a bound,
+# the request fails (urllib3's timeout error), the loop logs it and retries.
+DEFAULT_REQUEST_TIMEOUT_S = (5.0, 30.0)
 
 
 class CountingApiClient(ApiClient):
@@ -40,6 +45,8 @@ class CountingApiClient(ApiClient):
     ) -> RESTResponse:
         with self._lock:
             self.calls[str(method).upper()] += 1
+        if _request_timeout is None:
+            _request_timeout = DEFAULT_REQUEST_TIMEOUT_S
         return super().call_api(method, url, header_params, body, post_params, _request_timeout)
 
     def snapshot(self) -> Counter[str]:

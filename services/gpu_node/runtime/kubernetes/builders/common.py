@@ -57,8 +57,9 @@ class BuildConfig:
 
     machine: str
     node_name: str
-    # RuntimeClass that gives containers the NVIDIA runtime; None on clusters where the NVIDIA
-    # runtime is the node default.
+    # RuntimeClass that gives containers the NVIDIA runtime; None (the setting
+    # GRIDLEASE_NODE_KUBE_RUNTIME_CLASS="") names none: where the NVIDIA runtime is the node
+    # default, and on nodes with SIMULATED GPUs, which have no NVIDIA runtime handler.
     runtime_class_name: str | None = "nvidia"
     gpu_resource: str = "nvidia.com/gpu"
     # Pod Security level enforced on lease namespaces; see namespace.py for why not restricted.

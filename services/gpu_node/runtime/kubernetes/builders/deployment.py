@@ -82,7 +82,9 @@ def _container(workload: LeaseWorkload, config: BuildConfig) -> V1Container:
         "GRIDLEASE_LEASE_ID": str(workload.lease_id),
         "GRIDLEASE_SSH_AUTHORIZED_KEY_FILE": SSH_KEY_FILE,
     }
-    env = [V1EnvVar(name=k, value=v) for k, v in container_env(workload, node_env)]
+    # An empty value is left out: the API server stores `{"name": "X"}` for `value: ""` (the
+    # same variable, set to ""), and writing "" would look like a change on every reconcile.
+    env = [V1EnvVar(name=k, value=v or None) for k, v in container_env(workload, node_env)]
     ports = [V1ContainerPort(name="ssh", container_port=SSHD_CONTAINER_PORT, protocol="TCP")]
     ports += [
         V1ContainerPort(name=f"p{port}", container_port=port, protocol="TCP")
