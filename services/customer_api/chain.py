@@ -177,11 +177,6 @@ class ChainGateway:
         # never queue behind them.
         self.writer = make(url, connections=writers, **options)
 
-    def writer_for(self, _address: str) -> ChainGateway:
-        """The gateway itself: any connection may sign for any account (the signer locks keep
-        each account's nonces apart). Kept for callers written against per-account writers."""
-        return self
-
     def submit(
         self,
         keypair: Keypair,

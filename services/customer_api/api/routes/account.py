@@ -66,7 +66,7 @@ def faucet(
         raise refuse({"amount": (why, body.amount)}, kind="out_of_range")
     source = keypair_from_secret(settings.faucet_secret.get_secret_value())
     try:
-        receipt = chain.writer_for(source.ss58_address).transfer(source, customer.address, amount)
+        receipt = chain.transfer(source, customer.address, amount)
     except ExtrinsicFailed as exc:
         raise from_extrinsic_failed(exc) from exc
     except ChainUnavailable as exc:
