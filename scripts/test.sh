@@ -14,12 +14,12 @@ phase "python environment" ensure_python_env
 phase "system packages" bash scripts/system-deps.sh gcc podman runc debootstrap openssh-client curl \
   containerd containernetworking-plugins busybox-static prometheus
 phase "chain toolchain" bash chain/scripts/setup-toolchain.sh
-phase "chain build (runtime, wasm, chain spec)" bash chain/scripts/build.sh
+phase "chain build (wasm only, chain spec from it)" bash chain/scripts/build.sh
 # Kubernetes test cluster (tests/k8s): built from Go modules, cached by version in ~/.cache/gridlease/k8s.
 phase "kubernetes test cluster (build or cache)" bash deploy/testcluster/build.sh
 # Helm (tests/deploy): built from its Go module, cached by version in ~/.cache/gridlease/helm.
 phase "helm (build or cache)" bash deploy/helm/build-helm.sh
-phase "pallet tests (cargo test)" bash chain/scripts/test.sh
+phase "pallet tests (cargo test; native genesis writer)" bash chain/scripts/test.sh
 phase "lint (ruff)" .venv/bin/ruff check .
 phase "types (mypy --strict services/)" .venv/bin/mypy
 

@@ -262,11 +262,14 @@ class ChainMachine:
     last_heartbeat: int
     # Bit i set: GPU slot i exists (runtimes before the field: the first gpu_count slots).
     gpus_present: int = 0
+    # Bit i set: the last heartbeat reported GPU slot i unhealthy; new leases do not get it.
+    unhealthy_gpus: int = 0
 
     @property
     def free_gpus(self) -> int:
+        """GPUs a new lease can get: present, not leased, not reported unhealthy."""
         present = self.gpus_present or (1 << self.gpu_count) - 1
-        return bin(present & ~self.used_gpus).count("1")
+        return bin(present & ~self.used_gpus & ~self.unhealthy_gpus).count("1")
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,12 @@ class ChainLease:
     accrue_from: int
     escrow: int
     fee_parts_per_billion: int = 0  # the protocol fee fixed at creation (Perbill)
+    # Block from which the lease's GPUs are reported unhealthy (0: healthy); pay stops there.
+    unhealthy_since: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.unhealthy_since == 0
 
     @property
     def gpu_indexes(self) -> list[int]:
@@ -1180,6 +1189,7 @@ def _machine(machine_id: bytes, raw: dict[str, Any]) -> ChainMachine:
         used_gpus=int(raw["used_gpus"]),
         last_heartbeat=int(raw["last_heartbeat"]),
         gpus_present=int(raw.get("gpus_present", 0)),
+        unhealthy_gpus=int(raw.get("unhealthy_gpus", 0)),
     )
 
 
@@ -1201,4 +1211,5 @@ def _lease(lease_id: int, raw: dict[str, Any]) -> ChainLease:
         accrue_from=int(raw["accrue_from"]),
         escrow=int(raw["escrow"]),
         fee_parts_per_billion=int(raw.get("fee", 0)),
+        unhealthy_since=int(raw.get("unhealthy_since", 0)),
     )

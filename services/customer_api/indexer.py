@@ -133,6 +133,8 @@ def _apply(record: LeaseRecord, name: str, attrs: dict[str, Any], block: int) ->
             record.delivery_state = DeliveryState.ABANDONED
     elif name == "DowntimeCompensated":
         record.compensation = _add(record.compensation, attrs["amount"])
+    elif name == "LeaseHealthChanged":
+        record.unhealthy_since_block = None if attrs["healthy"] else block
 
 
 class Indexer:

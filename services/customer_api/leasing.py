@@ -321,7 +321,8 @@ class Leasing:
         return self._change(record, "terminate_lease")
 
     def report_downtime(self, record: LeaseRecord) -> LeaseRecord:
-        """The machine stopped heartbeating: end the lease as failed, refund, compensate."""
+        """The machine stopped heartbeating, or the lease's GPUs stayed unhealthy past the chain's
+        grace: end the lease as failed, refund, compensate."""
         return self._change(record, "report_downtime")
 
     def cancel(self, record: LeaseRecord) -> LeaseRecord:
@@ -387,6 +388,7 @@ def to_public(record: LeaseRecord, nodes: NodeClient | None = None) -> LeasePubl
         started_block=record.started_block,
         ends_at_block=record.ends_at_block,
         ended_block=record.ended_block,
+        unhealthy_since_block=record.unhealthy_since_block,
         delivery=Delivery(
             state=DeliveryState(record.delivery_state),
             attempts=record.delivery_attempts,

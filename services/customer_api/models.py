@@ -242,6 +242,8 @@ class LeaseRecord(SQLModel, table=True):
     started_block: int | None = None
     ends_at_block: int | None = None
     ended_block: int | None = None
+    # Block from which the node reported the lease's GPUs unhealthy (pay stopped); None: healthy.
+    unhealthy_since_block: int | None = None
     spent: str = Field(default="0", max_length=40)
     refunded: str = Field(default="0", max_length=40)
     compensation: str = Field(default="0", max_length=40)
@@ -318,6 +320,9 @@ class LeasePublic(SQLModel):
     started_block: int | None
     ends_at_block: int | None
     ended_block: int | None
+    # Set while the node reports the lease's GPUs unhealthy: pay stopped at this block, and once
+    # the chain's UnhealthyGrace has passed anyone may end the lease (POST .../report).
+    unhealthy_since_block: int | None = None
     delivery: Delivery
     connection: Connection | None = None
 

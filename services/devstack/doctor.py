@@ -108,13 +108,18 @@ def _newest_source(paths: list[Path]) -> float:
 
 def _chain_caches(root: Path) -> list[Cache]:
     target = Path(os.environ.get("CARGO_TARGET_DIR") or root / "cargo-target")
-    wasms = sorted((target / "debug" / "wbuild").glob("*/*.compact.compressed.wasm"))
-    sources = _newest_source(
-        [REPO / "chain" / "runtime", REPO / "chain" / "pallets", REPO / "chain" / "Cargo.lock"]
-    )
+    # chain/scripts/build.sh: the wasm only (crate gridlease-runtime-wasm), no native runtime.
+    wasms = sorted((target / "debug" / "wbuild").glob("gridlease-runtime/gridlease_runtime.wasm"))
+    sources = _newest_source([
+        REPO / "chain" / "runtime", REPO / "chain" / "runtime-wasm", REPO / "chain" / "pallets",
+        REPO / "chain" / "Cargo.lock",
+    ])  # fmt: skip
     out = []
     if not wasms:
-        out.append(Cache("runtime wasm", str(target), "missing", "not built", True, "minutes"))
+        out.append(Cache(
+            "runtime wasm", str(target), "missing", "not built", True,
+            "about 20 min on 2 cores (host build tools, then ~160 wasm crates)",
+        ))  # fmt: skip
         wasm_time = None
     else:
         wasm = wasms[-1]

@@ -54,10 +54,14 @@ class OperatorChain:
     def cancel_lease(self, lease_id: int) -> None:
         self.chain.gpu_rental(self.operator, "cancel_lease", lease_id=lease_id)
 
-    def heartbeat(self) -> int:
-        """Submits a heartbeat; returns its block number."""
+    def heartbeat(self, unhealthy_gpus: int = 0) -> int:
+        """Submits a heartbeat reporting `unhealthy_gpus` (bit i = GPU slot i unhealthy; the
+        chain stops pay for leases holding one); returns its block number."""
         receipt = self.chain.gpu_rental(
-            self.operator, "heartbeat", machine_id=hex0x(self.machine_id)
+            self.operator,
+            "heartbeat",
+            machine_id=hex0x(self.machine_id),
+            unhealthy_gpus=unhealthy_gpus,
         )
         return receipt.block_number
 

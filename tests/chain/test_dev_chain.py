@@ -78,7 +78,9 @@ def test_lease_lifecycle_moves_money_to_the_unit(chain: ChainClient) -> None:
     start_block = started.block_number
     assert started.one("GpuRental", "LeaseStarted")["ends_at"] == start_block + DURATION
 
-    hb = chain.gpu_rental(operator, "heartbeat", machine_id="0x" + machine_id.hex())
+    hb = chain.gpu_rental(
+        operator, "heartbeat", machine_id="0x" + machine_id.hex(), unhealthy_gpus=0
+    )
     assert hb.one("GpuRental", "HeartbeatReceived")["gap"] == 0
 
     provider_before_claim = chain.free_balance(provider.ss58_address)

@@ -178,3 +178,54 @@ def test_a_block_the_chain_does_not_serve_is_retryable(
         indexer.sync()
     _set_cursor_before(engine, chain, head)
     assert indexer.sync() >= head
+
+
+def test_lease_health_follows_the_heartbeats(
+    engine: Engine, chain: ChainClient, machine: OfferedMachine
+) -> None:
+    """A heartbeat reporting the lease's GPU unhealthy stops its pay on chain at that block and
+    the index shows it; a healthy heartbeat clears both. The free GPU count leaves the sick one
+    out, so no new lease gets it."""
+    customer, keypair = _customer(engine, chain)
+    params = {
+        "machine_id": machine.hex_id, "gpus": 1, "duration": 50,
+        "max_price_per_gpu_block": machine.price, "spec_hash": hex0x(spec_hash(SPEC)),
+    }  # fmt: skip
+    signed = chain.sign(keypair, PALLET, "create_lease", params)
+    with Session(engine, expire_on_commit=False) as session:
+        row = crud.reserve_lease(
+            session=session, customer=customer, idempotency_key="health", request_hash="health",
+            machine_id=machine.hex_id, endpoint=machine.endpoint, gpus=1, duration_blocks=50,
+            spec=SPEC, spec_hash=hex0x(spec_hash(SPEC)), signed=signed,
+        )  # fmt: skip
+        session.commit()
+    _set_cursor_before(engine, chain, chain.block_number())
+    lease_id = int(chain.send(signed).one(PALLET, "LeaseCreated")["lease_id"])
+    chain.gpu_rental(machine.key, "start_lease", lease_id=lease_id)
+    lease = chain.lease(lease_id)
+    assert lease is not None and lease.healthy
+    free_before = chain.machine(machine.machine_id).free_gpus  # type: ignore[union-attr]
+    slot = lease.gpu_indexes[0]
+    others = next(i for i in range(machine.gpus) if i != slot)
+    try:
+        sick = chain.gpu_rental(
+            machine.key, "heartbeat", machine_id=machine.hex_id,
+            unhealthy_gpus=(1 << slot) | (1 << others),
+        )  # fmt: skip
+        assert sick.one(PALLET, "LeaseHealthChanged") == {"lease_id": lease_id, "healthy": False}
+        assert chain.lease(lease_id).unhealthy_since == sick.block_number  # type: ignore[union-attr]
+        # The leased slot was not free anyway; the other sick one no longer is.
+        assert chain.machine(machine.machine_id).free_gpus == free_before - 1  # type: ignore[union-attr]
+        indexer = Indexer(engine, chain)
+        indexer.sync()
+        got = _row(engine, row.id)
+        assert got is not None and got.unhealthy_since_block == sick.block_number
+    finally:
+        well = chain.gpu_rental(
+            machine.key, "heartbeat", machine_id=machine.hex_id, unhealthy_gpus=0
+        )
+    assert well.one(PALLET, "LeaseHealthChanged") == {"lease_id": lease_id, "healthy": True}
+    indexer.sync()
+    got = _row(engine, row.id)
+    assert got is not None and got.unhealthy_since_block is None
+    chain.gpu_rental(keypair, "terminate_lease", lease_id=lease_id)

@@ -126,6 +126,8 @@ impl pallet_gpu_rental::Config for Runtime {
 	type StartWindow = ConstU32<{ 2 * MINUTES }>;
 	/// A machine is up for 30 blocks after each heartbeat.
 	type HeartbeatGrace = ConstU32<30>;
+	/// A lease whose GPUs stay unhealthy for a minute can be ended with refund and compensation.
+	type UnhealthyGrace = ConstU32<{ MINUTES }>;
 	type DowntimeCompensation = DowntimeCompensation;
 	type MaxGpusPerMachine = ConstU32<16>;
 	type MaxLeasesPerCustomer = ConstU32<64>;

@@ -15,7 +15,6 @@ extern crate alloc;
 
 mod apis;
 pub mod configs;
-#[cfg(feature = "std")]
 pub mod genesis;
 
 use polkadot_sdk::{

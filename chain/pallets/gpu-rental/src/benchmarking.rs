@@ -146,7 +146,8 @@ mod benchmarks {
 		_(RawOrigin::Signed(owner), id, 1_000u32.into());
 	}
 
-	/// Worst case: the machine went stale and `l` running leases must be settled.
+	/// Worst case: the machine went stale, so `l` running leases must be settled, and every GPU
+	/// turns unhealthy, so each of them is marked too.
 	#[benchmark]
 	fn heartbeat(l: Linear<0, { T::MaxGpusPerMachine::get() }>) {
 		ensure_treasury::<T>();
@@ -155,8 +156,10 @@ mod benchmarks {
 		start_single_gpu_leases::<T>(&owner, id, l);
 		advance::<T>(10u32.saturating_add(TryInto::<u32>::try_into(T::HeartbeatGrace::get()).unwrap_or(1_000)));
 		#[extrinsic_call]
-		_(RawOrigin::Signed(owner), id);
-		assert_eq!(Machines::<T>::get(id).unwrap().last_heartbeat, frame_system::Pallet::<T>::block_number());
+		_(RawOrigin::Signed(owner), id, u64::MAX);
+		let machine = Machines::<T>::get(id).unwrap();
+		assert_eq!(machine.last_heartbeat, frame_system::Pallet::<T>::block_number());
+		assert_eq!(machine.unhealthy_gpus, machine.gpus_present);
 	}
 
 	#[benchmark]

@@ -30,6 +30,15 @@
 //!   receives [`Config::DowntimeCompensation`] of the bond share of the leased GPUs, at most the
 //!   refund itself (so a cheap lease can never drain a bond). A lease the machine served to its
 //!   end cannot be reported.
+//! - **Pay for healthy GPUs only.** Each heartbeat carries the machine's unhealthy GPU slots
+//!   (`unhealthy_gpus`, a bit mask: lost GPUs, critical XIDs, uncorrectable memory errors, as the
+//!   node sees them). A running lease holding an unhealthy slot stops accruing at that heartbeat's
+//!   block (`unhealthy_since`) and resumes, without pay for the gap, when a heartbeat reports its
+//!   GPUs healthy again; new leases never get an unhealthy slot. Once a lease has been unhealthy
+//!   for more than [`Config::UnhealthyGrace`] blocks, anyone may end it with
+//!   [`Pallet::report_downtime`]: refund and compensation as for downtime. The chain cannot see a
+//!   GPU: a provider can hide a fault by never reporting it, which is why downtime (a machine that
+//!   stops heartbeating) stays a separate, provable path.
 //! - **GPU set.** The operator keeps the machine's GPU set equal to the hardware with
 //!   [`Pallet::update_gpus`]; leases on GPUs that vanished end with their unpaid part refunded.
 //! - **Funds changed from outside.** Escrow and bonds are paid out from what the holds really
@@ -120,6 +129,9 @@ pub mod pallet {
 		pub used_gpus: u64,
 		/// Block of the last heartbeat (or of registration).
 		pub last_heartbeat: BlockNumberFor<T>,
+		/// Bit `i` set: GPU slot `i` was reported unhealthy by the last heartbeat (always a
+		/// subset of `gpus_present`). New leases do not get these slots.
+		pub unhealthy_gpus: u64,
 	}
 
 	/// Where a lease is in its life. Ended leases are removed from storage.
@@ -187,6 +199,9 @@ pub mod pallet {
 		pub accrue_from: BlockNumberFor<T>,
 		/// What is still held in escrow for this lease.
 		pub escrow: BalanceOf<T>,
+		/// Block from which the lease's GPUs are reported unhealthy (zero while healthy). Pay
+		/// does not accrue past it.
+		pub unhealthy_since: BlockNumberFor<T>,
 	}
 
 	/// Funds this pallet holds.
@@ -234,6 +249,12 @@ pub mod pallet {
 		/// Blocks after a heartbeat during which the machine still counts as up.
 		#[pallet::constant]
 		type HeartbeatGrace: Get<BlockNumberFor<Self>>;
+
+		/// Blocks a running lease may stay unhealthy before anyone can end it as failed with
+		/// [`Pallet::report_downtime`]. Pay stops at once regardless; the grace gives a GPU
+		/// time to recover (a reset after an XID) before the lease is lost.
+		#[pallet::constant]
+		type UnhealthyGrace: Get<BlockNumberFor<Self>>;
 
 		/// Share of the leased GPUs' bond paid to the customer when a lease fails for downtime.
 		#[pallet::constant]
@@ -309,8 +330,11 @@ pub mod pallet {
 		MachineGpusChanged { machine_id: MachineId, gpus_present: u64, gpu_count: u32, bond: BalanceOf<T> },
 		/// A machine was removed and its bond released.
 		MachineDeregistered { machine_id: MachineId, bond_released: BalanceOf<T> },
-		/// The operator reported the machine up. `gap` blocks passed unpaid since it went stale.
-		HeartbeatReceived { machine_id: MachineId, gap: BlockNumberFor<T> },
+		/// The operator reported the machine up. `gap` blocks passed unpaid since it went stale;
+		/// `unhealthy_gpus` are the slots reported unhealthy (bit `i` = slot `i`).
+		HeartbeatReceived { machine_id: MachineId, gap: BlockNumberFor<T>, unhealthy_gpus: u64 },
+		/// A running lease's GPUs turned unhealthy (pay stops) or healthy again (pay resumes).
+		LeaseHealthChanged { lease_id: LeaseId, healthy: bool },
 		/// A lease was created and its price held in escrow.
 		LeaseCreated {
 			lease_id: LeaseId,
@@ -414,6 +438,8 @@ pub mod pallet {
 		BlockNumberOverflow,
 		/// A GPU set that is empty or names a slot at or above `MaxGpusPerMachine`.
 		InvalidGpuSet,
+		/// The lease's GPUs are unhealthy but not yet for `UnhealthyGrace` blocks.
+		UnhealthyGraceOpen,
 	}
 
 	#[pallet::hooks]
@@ -481,6 +507,7 @@ pub mod pallet {
 					online: true,
 					used_gpus: 0,
 					last_heartbeat: now,
+					unhealthy_gpus: 0,
 				},
 			);
 			Self::deposit_event(Event::MachineRegistered {
@@ -593,8 +620,11 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Report the machine up. If it had gone stale, its running leases are first paid up to the
-		/// old freshness horizon and their checkpoints moved past the gap, so the gap is never paid.
+		/// Report the machine up, with the GPU slots that are unhealthy now (bit `i` = slot `i`;
+		/// slots not present are ignored). If the machine had gone stale, its running leases are
+		/// first paid up to the old freshness horizon and their checkpoints moved past the gap, so
+		/// the gap is never paid. A running lease holding an unhealthy slot stops accruing at this
+		/// block; one whose slots are all healthy again resumes from this block.
 		///
 		/// Origin: signed, the machine's operator or owner.
 		///
@@ -602,14 +632,18 @@ pub mod pallet {
 		/// `MachineNotFound`, `NotMachineOperator`.
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::heartbeat(T::MaxGpusPerMachine::get()))]
-		pub fn heartbeat(origin: OriginFor<T>, machine_id: MachineId) -> DispatchResultWithPostInfo {
+		pub fn heartbeat(
+			origin: OriginFor<T>,
+			machine_id: MachineId,
+			unhealthy_gpus: u64,
+		) -> DispatchResultWithPostInfo {
 			// A call refused before any lease is settled pays for that, not the worst case.
 			let refused = |e: DispatchError| e.with_weight(T::WeightInfo::heartbeat(0));
 			let who = ensure_signed(origin).map_err(|e| refused(e.into()))?;
 			let mut machine =
 				Machines::<T>::get(machine_id).ok_or_else(|| refused(Error::<T>::MachineNotFound.into()))?;
 			Self::ensure_operator(&machine, &who).map_err(refused)?;
-			let settled = Self::do_heartbeat(machine_id, &mut machine)?;
+			let settled = Self::do_heartbeat(machine_id, &mut machine, unhealthy_gpus)?;
 			Machines::<T>::insert(machine_id, machine);
 			Ok(Some(T::WeightInfo::heartbeat(settled)).into())
 		}
@@ -687,6 +721,7 @@ pub mod pallet {
 					ends_at: Zero::zero(),
 					accrue_from: Zero::zero(),
 					escrow,
+					unhealthy_since: Zero::zero(),
 				},
 			);
 			Self::deposit_event(Event::LeaseCreated {
@@ -726,18 +761,27 @@ pub mod pallet {
 			ensure!(now <= Self::start_deadline(&lease), refused(Error::<T>::StartWindowPassed.into()));
 			let ends_at = now.checked_add(&lease.duration).ok_or_else(|| refused(Error::<T>::BlockNumberOverflow.into()))?;
 			// Settle the machine's other leases first if it had gone stale.
-			let settled = Self::do_heartbeat(lease.machine_id, &mut machine)?;
+			let unhealthy = machine.unhealthy_gpus;
+			let settled = Self::do_heartbeat(lease.machine_id, &mut machine, unhealthy)?;
 			Machines::<T>::insert(lease.machine_id, machine);
 
+			// A slot that turned unhealthy after the lease was made: started, but not paid.
+			let unhealthy = lease.gpu_mask & unhealthy != 0;
 			Leases::<T>::mutate(lease_id, |l| {
 				if let Some(l) = l {
 					l.state = LeaseState::Running;
 					l.started_at = now;
 					l.ends_at = ends_at;
 					l.accrue_from = now;
+					if unhealthy {
+						l.unhealthy_since = now;
+					}
 				}
 			});
 			Self::deposit_event(Event::LeaseStarted { lease_id, ends_at });
+			if unhealthy {
+				Self::deposit_event(Event::LeaseHealthChanged { lease_id, healthy: false });
+			}
 			Ok(Some(T::WeightInfo::start_lease(settled)).into())
 		}
 
@@ -863,30 +907,40 @@ pub mod pallet {
 			Self::end_lease(lease_id, lease, reason)
 		}
 
-		/// Report that a running lease's machine stopped heartbeating before the lease's end block.
-		/// The provider is paid for the fresh blocks before it went stale; the rest of the escrow is
-		/// refunded; the customer gets `DowntimeCompensation` of the bond share of the leased GPUs,
-		/// rounded down and at most the refund (the unserved part of the lease), paid from what the
-		/// bond hold really contains. A machine whose bond falls below the minimum goes offline.
+		/// End a running lease that the machine failed: it stopped heartbeating before the lease's
+		/// end block (reported by the customer), or the lease's GPUs have been reported unhealthy
+		/// for more than `UnhealthyGrace` blocks (reported by anyone: the chain already has the
+		/// provider's own word for it). The provider is paid for the blocks served before the
+		/// failure; the rest of the escrow is refunded; the customer gets `DowntimeCompensation` of
+		/// the bond share of the leased GPUs, rounded down and at most the refund (the unserved part
+		/// of the lease), paid from what the bond hold really contains. A machine whose bond falls
+		/// below the minimum goes offline.
 		///
-		/// Origin: signed, the lease's customer.
+		/// Origin: signed, the lease's customer; anyone for a lease unhealthy past the grace.
 		///
 		/// ## Errors
-		/// `LeaseNotFound`, `NotLeaseCustomer`, `LeaseNotRunning`, `LeaseServed` (the machine was
-		/// up until the end block), `MachineNotStale`.
+		/// `LeaseNotFound`, `NotLeaseCustomer`, `LeaseNotRunning`, `UnhealthyGraceOpen`,
+		/// `LeaseServed` (the machine was up until the end block), `MachineNotStale`.
 		#[pallet::call_index(12)]
 		#[pallet::weight(T::WeightInfo::report_downtime())]
 		pub fn report_downtime(origin: OriginFor<T>, lease_id: LeaseId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut lease = Leases::<T>::get(lease_id).ok_or(Error::<T>::LeaseNotFound)?;
-			ensure!(lease.customer == who, Error::<T>::NotLeaseCustomer);
-			ensure!(lease.state == LeaseState::Running, Error::<T>::LeaseNotRunning);
 			let mut machine = Self::machine_of(&lease)?;
 			let now = frame_system::Pallet::<T>::block_number();
-			let fresh_until = Self::fresh_until(&machine);
-			// Only downtime inside the paid period counts: a lease served to its end has none.
-			ensure!(fresh_until < lease.ends_at, Error::<T>::LeaseServed);
-			ensure!(now > fresh_until, Error::<T>::MachineNotStale);
+			let unhealthy_failed = lease.state == LeaseState::Running &&
+				!lease.unhealthy_since.is_zero() &&
+				now > lease.unhealthy_since.saturating_add(T::UnhealthyGrace::get());
+			if !unhealthy_failed {
+				ensure!(lease.customer == who, Error::<T>::NotLeaseCustomer);
+				ensure!(lease.state == LeaseState::Running, Error::<T>::LeaseNotRunning);
+				let fresh_until = Self::fresh_until(&machine);
+				let stale = now > fresh_until && fresh_until < lease.ends_at;
+				ensure!(stale || lease.unhealthy_since.is_zero(), Error::<T>::UnhealthyGraceOpen);
+				// Only downtime inside the paid period counts: a lease served to its end has none.
+				ensure!(fresh_until < lease.ends_at, Error::<T>::LeaseServed);
+				ensure!(now > fresh_until, Error::<T>::MachineNotStale);
+			}
 			Self::pay_accrued(lease_id, &mut lease, &machine, now)?;
 
 			// bond * gpus / gpu_count, rounded down, in one step (no double rounding).
@@ -1010,6 +1064,7 @@ pub mod pallet {
 				machine.bond = machine.bond.saturating_sub(released);
 			}
 			machine.gpus_present = gpus_present;
+			machine.unhealthy_gpus &= gpus_present;
 			machine.gpu_count = gpu_count;
 			let bond = machine.bond;
 			Machines::<T>::insert(machine_id, machine);
@@ -1024,7 +1079,9 @@ pub mod pallet {
 			machine.last_heartbeat.saturating_add(T::HeartbeatGrace::get())
 		}
 
-		/// What `lease` would pay (before the fee) if settled at block `now`, and up to which block.
+		/// What `lease` would pay (before the fee) if settled at block `now`, and up to which block:
+		/// the blocks after its checkpoint up to `now`, its end, the machine's freshness horizon and
+		/// the block its GPUs turned unhealthy, whichever comes first.
 		pub fn accrued(
 			lease: &Lease<T>,
 			machine: &Machine<T>,
@@ -1033,7 +1090,10 @@ pub mod pallet {
 			if lease.state != LeaseState::Running {
 				return (Zero::zero(), lease.accrue_from);
 			}
-			let until = now.min(lease.ends_at).min(Self::fresh_until(machine));
+			let mut until = now.min(lease.ends_at).min(Self::fresh_until(machine));
+			if !lease.unhealthy_since.is_zero() {
+				until = until.min(lease.unhealthy_since);
+			}
 			if until <= lease.accrue_from {
 				return (Zero::zero(), lease.accrue_from);
 			}
@@ -1129,7 +1189,7 @@ pub mod pallet {
 			Machines::<T>::get(lease.machine_id).ok_or_else(|| Error::<T>::MachineNotFound.into())
 		}
 
-		/// The lowest `gpus` present and free GPU slots of the machine, as a mask.
+		/// The lowest `gpus` present, free and healthy GPU slots of the machine, as a mask.
 		fn pick_free_gpus(machine: &Machine<T>, gpus: u32) -> Option<u64> {
 			let mut mask = 0u64;
 			let mut picked = 0u32;
@@ -1138,7 +1198,8 @@ pub mod pallet {
 					break;
 				}
 				let slot = 1u64 << i;
-				if machine.gpus_present & slot != 0 && machine.used_gpus & slot == 0 {
+				let taken = machine.used_gpus | machine.unhealthy_gpus;
+				if machine.gpus_present & slot != 0 && taken & slot == 0 {
 					mask |= 1u64 << i;
 					picked += 1;
 				}
@@ -1146,29 +1207,59 @@ pub mod pallet {
 			(picked == gpus).then_some(mask)
 		}
 
-		/// Records a heartbeat at the current block. If the machine had gone stale, first pays each
-		/// running lease up to the old horizon and moves its checkpoint to now. Returns how many
-		/// leases were settled (for the weight).
-		fn do_heartbeat(machine_id: MachineId, machine: &mut Machine<T>) -> Result<u32, DispatchError> {
+		/// Records a heartbeat at the current block with the machine's unhealthy slots. If the
+		/// machine had gone stale, first pays each running lease up to the old horizon and moves its
+		/// checkpoint to now. A running lease whose health changed is marked: unhealthy from now
+		/// (accrual stops; what accrued before stays claimable), or healthy again with its
+		/// checkpoint moved to now (the unhealthy blocks are never paid). Returns how many leases
+		/// were written (for the weight); only a stale machine or a change of health touches any.
+		fn do_heartbeat(
+			machine_id: MachineId,
+			machine: &mut Machine<T>,
+			unhealthy_gpus: u64,
+		) -> Result<u32, DispatchError> {
 			let now = frame_system::Pallet::<T>::block_number();
 			let horizon = Self::fresh_until(machine);
+			let unhealthy_gpus = unhealthy_gpus & machine.gpus_present;
+			let stale = now > horizon;
+			let health_changed = unhealthy_gpus != machine.unhealthy_gpus;
 			let mut settled = 0u32;
-			let mut gap = Zero::zero();
-			if now > horizon {
-				gap = now.saturating_sub(horizon);
+			let gap = if stale { now.saturating_sub(horizon) } else { Zero::zero() };
+			if stale || health_changed {
 				for lease_id in MachineLeases::<T>::get(machine_id) {
 					let Some(mut lease) = Leases::<T>::get(lease_id) else { continue };
 					if lease.state != LeaseState::Running {
 						continue;
 					}
-					Self::pay_accrued(lease_id, &mut lease, machine, horizon)?;
-					lease.accrue_from = lease.accrue_from.max(now.min(lease.ends_at));
-					Leases::<T>::insert(lease_id, lease);
-					settled += 1;
+					let mut written = false;
+					if stale {
+						Self::pay_accrued(lease_id, &mut lease, machine, horizon)?;
+						lease.accrue_from = lease.accrue_from.max(now.min(lease.ends_at));
+						written = true;
+					}
+					let unhealthy = lease.gpu_mask & unhealthy_gpus != 0;
+					let was_unhealthy = !lease.unhealthy_since.is_zero();
+					if unhealthy && !was_unhealthy && now < lease.ends_at {
+						lease.unhealthy_since = now;
+						Self::deposit_event(Event::LeaseHealthChanged { lease_id, healthy: false });
+						written = true;
+					} else if !unhealthy && was_unhealthy {
+						// Pay what accrued before the fault, then skip the unhealthy blocks.
+						Self::pay_accrued(lease_id, &mut lease, machine, now)?;
+						lease.accrue_from = lease.accrue_from.max(now.min(lease.ends_at));
+						lease.unhealthy_since = Zero::zero();
+						Self::deposit_event(Event::LeaseHealthChanged { lease_id, healthy: true });
+						written = true;
+					}
+					if written {
+						Leases::<T>::insert(lease_id, lease);
+						settled += 1;
+					}
 				}
 			}
 			machine.last_heartbeat = now;
-			Self::deposit_event(Event::HeartbeatReceived { machine_id, gap });
+			machine.unhealthy_gpus = unhealthy_gpus;
+			Self::deposit_event(Event::HeartbeatReceived { machine_id, gap, unhealthy_gpus });
 			Ok(settled)
 		}
 
@@ -1304,7 +1395,13 @@ pub mod pallet {
 				ensure!(CustomerLeases::<T>::get(&lease.customer).contains(&id), "lease missing from customer list");
 				if lease.state == LeaseState::Running {
 					ensure!(lease.ends_at == lease.started_at.saturating_add(lease.duration), "end differs from start + duration");
+				} else {
+					ensure!(lease.unhealthy_since.is_zero(), "a pending lease is marked unhealthy");
 				}
+				ensure!(
+					lease.unhealthy_since <= frame_system::Pallet::<T>::block_number(),
+					"a lease unhealthy from a future block"
+				);
 			}
 			for (_, ids) in MachineLeases::<T>::iter() {
 				ensure!(!ids.is_empty(), "an empty machine lease list is stored");
@@ -1322,6 +1419,7 @@ pub mod pallet {
 			for (id, machine) in Machines::<T>::iter() {
 				ensure!(masks.get(&id).copied().unwrap_or(0) == machine.used_gpus, "used GPUs differ from leases");
 				ensure!(machine.used_gpus & !machine.gpus_present == 0, "a leased GPU is not present");
+				ensure!(machine.unhealthy_gpus & !machine.gpus_present == 0, "an unhealthy GPU is not present");
 				ensure!(machine.gpus_present.count_ones() == machine.gpu_count, "GPU count differs from the GPU set");
 				let b = bonds.entry(machine.owner.clone()).or_default();
 				*b = b.saturating_add(machine.bond);

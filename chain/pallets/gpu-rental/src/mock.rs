@@ -26,6 +26,7 @@ pub const INITIAL: Balance = 1_000_000;
 pub const BOND_PER_GPU: Balance = 1_000;
 pub const START_WINDOW: u64 = 10;
 pub const GRACE: u64 = 5;
+pub const UNHEALTHY_GRACE: u64 = 3;
 pub const MAX_DURATION: u64 = 10_000;
 pub const MAX_GPUS: u32 = 8;
 pub const MAX_CUSTOMER_LEASES: u32 = 4;
@@ -87,6 +88,7 @@ impl pallet_gpu_rental::Config for Test {
 	type MinBondPerGpu = ConstU64<BOND_PER_GPU>;
 	type StartWindow = ConstU64<START_WINDOW>;
 	type HeartbeatGrace = ConstU64<GRACE>;
+	type UnhealthyGrace = ConstU64<UNHEALTHY_GRACE>;
 	type DowntimeCompensation = DowntimeCompensation;
 	type MaxGpusPerMachine = ConstU32<MAX_GPUS>;
 	type MaxLeasesPerCustomer = ConstU32<MAX_CUSTOMER_LEASES>;

@@ -367,9 +367,9 @@ fn flat_check(active: u32, repeat: usize) -> (u128, u128, u128) {
 			}).collect())
 		};
 		let claim = time(&|| GpuRental::claim_payment(RuntimeOrigin::signed(owner.clone()), 0).map_err(|e| e));
-		let heartbeat = time(&|| GpuRental::heartbeat(RuntimeOrigin::signed(owner.clone()), machine0).map(|_| ()).map_err(|e| e.error));
+		let heartbeat = time(&|| GpuRental::heartbeat(RuntimeOrigin::signed(owner.clone()), machine0, 0).map(|_| ()).map_err(|e| e.error));
 		System::set_block_number(200); // stale: the heartbeat settles the machine's 16 leases
-		let gap = time(&|| GpuRental::heartbeat(RuntimeOrigin::signed(owner.clone()), machine0).map(|_| ()).map_err(|e| e.error));
+		let gap = time(&|| GpuRental::heartbeat(RuntimeOrigin::signed(owner.clone()), machine0, 0).map(|_| ()).map_err(|e| e.error));
 		(claim, heartbeat, gap)
 	})
 }

@@ -23,7 +23,7 @@ use polkadot_sdk::{
 fn heartbeat_every_block(id: MachineId, from: u64, to: u64) {
 	for b in from..=to {
 		run_to_block(b);
-		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id));
+		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id, 0));
 	}
 }
 
@@ -326,7 +326,7 @@ fn refused_heartbeat_and_start_pay_the_small_weight() {
 	new_test_ext().execute_with(|| {
 		let id = register(1, 1);
 		let l = lease(BOB, id, 1, 10);
-		let err = GpuRental::heartbeat(RuntimeOrigin::signed(BOB), id).unwrap_err();
+		let err = GpuRental::heartbeat(RuntimeOrigin::signed(BOB), id, 0).unwrap_err();
 		assert_eq!(err.post_info.actual_weight, Some(<() as WeightInfo>::heartbeat(0)));
 		let err = GpuRental::start_lease(RuntimeOrigin::signed(BOB), l).unwrap_err();
 		assert_eq!(err.post_info.actual_weight, Some(<() as WeightInfo>::start_lease(0)));

@@ -143,15 +143,15 @@ fn heartbeat_only_from_operator_or_owner() {
 	new_test_ext().execute_with(|| {
 		let id = register(1, 1);
 		run_to_block(3);
-		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id));
-		assert_eq!(last_event(), Event::HeartbeatReceived { machine_id: id, gap: 0 }.into());
-		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(ALICE), id));
+		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id, 0));
+		assert_eq!(last_event(), Event::HeartbeatReceived { machine_id: id, gap: 0, unhealthy_gpus: 0 }.into());
+		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(ALICE), id, 0));
 		assert_eq!(Machines::<Test>::get(id).unwrap().last_heartbeat, 3);
-		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(BOB), id).map_err(|e| e.error), Error::<Test>::NotMachineOperator);
-		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), machine_id(9)).map_err(|e| e.error), Error::<Test>::MachineNotFound);
+		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(BOB), id, 0).map_err(|e| e.error), Error::<Test>::NotMachineOperator);
+		assert_noop!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), machine_id(9), 0).map_err(|e| e.error), Error::<Test>::MachineNotFound);
 		run_to_block(3 + GRACE + 4);
-		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id));
-		assert_eq!(last_event(), Event::HeartbeatReceived { machine_id: id, gap: 4 }.into());
+		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id, 0));
+		assert_eq!(last_event(), Event::HeartbeatReceived { machine_id: id, gap: 4, unhealthy_gpus: 0 }.into());
 	});
 }
 

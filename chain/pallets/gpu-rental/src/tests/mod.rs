@@ -2,6 +2,7 @@
 
 mod leases;
 mod hardening;
+mod health;
 mod machines;
 mod payments;
 mod randomized;

@@ -49,8 +49,8 @@ fn heartbeat_after_gap_does_not_pay_the_gap() {
 		let a = running_lease(BOB, id, 1, 100);
 		let b = running_lease(CHARLIE, id, 1, 100);
 		run_to_block(30); // stale since 6
-		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id));
-		assert!(has_event(Event::HeartbeatReceived { machine_id: id, gap: 24 }));
+		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id, 0));
+		assert!(has_event(Event::HeartbeatReceived { machine_id: id, gap: 24, unhealthy_gpus: 0 }));
 		// Both leases were paid blocks 1..=6 (5 blocks) and moved past the gap.
 		for l in [a, b] {
 			assert!(has_event(Event::PaymentClaimed { lease_id: l, provider: ALICE, paid: 45, fee: 5, accrued_until: 6 }));
@@ -73,7 +73,7 @@ fn claim_after_end_settles_lease() {
 		let l = running_lease(BOB, id, 1, 8);
 		for b in [4, 8] {
 			run_to_block(b);
-			assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id));
+			assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id, 0));
 		}
 		run_to_block(12); // ends at 9
 		assert_ok!(GpuRental::claim_payment(RuntimeOrigin::signed(OPERATOR), l));
@@ -144,7 +144,7 @@ fn full_lifecycle_conserves_money_to_the_unit() {
 		let id = register(1, 2);
 		let l = running_lease(BOB, id, 2, 10);
 		run_to_block(4);
-		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id));
+		assert_ok!(GpuRental::heartbeat(RuntimeOrigin::signed(OPERATOR), id, 0));
 		assert_ok!(GpuRental::claim_payment(RuntimeOrigin::signed(OPERATOR), l));
 		assert_ok!(GpuRental::extend_lease(RuntimeOrigin::signed(BOB), l, 5));
 		run_to_block(8);

@@ -3,7 +3,8 @@
 //! changes no storage at all. The generator also moves and freezes held funds from outside, starts
 //! sequences near the largest block number and lease id, and checks after each call that every fee
 //! was rounded down, every compensation stayed within the refund, and that no lease served to its
-//! end was reported for downtime.
+//! end was reported for downtime. Heartbeats report random unhealthy GPU sets: no payment ever
+//! reaches past the block a lease turned unhealthy, and no new lease gets an unhealthy GPU.
 
 use super::*;
 use crate::{Event as PalletEvent, HoldReason, LeaseId, NextLeaseId};
@@ -78,7 +79,13 @@ fn random_step(rng: &mut Rng) -> (u64, DispatchResult) {
 		2 => GpuRental::set_online(o(owner), machine, rng.below(2) == 0),
 		3 => GpuRental::deregister_machine(o(owner), machine),
 		4 => GpuRental::increase_bond(o(owner), machine, rng.below(3_000)),
-		5 => GpuRental::heartbeat(o(rng.pick(&[OPERATOR, DAVE, anyone])), machine).map(|_| ()).map_err(|e| e.error),
+		5 => {
+			// Mostly all healthy; sometimes some slots (present or not) unhealthy.
+			let unhealthy = if rng.below(3) == 0 { rng.below(1 << (MAX_GPUS + 1)) } else { 0 };
+			GpuRental::heartbeat(o(rng.pick(&[OPERATOR, DAVE, anyone])), machine, unhealthy)
+				.map(|_| ())
+				.map_err(|e| e.error)
+		},
 		6 | 7 => GpuRental::create_lease(
 			o(customer),
 			machine,
@@ -92,7 +99,7 @@ fn random_step(rng: &mut Rng) -> (u64, DispatchResult) {
 		10 => GpuRental::claim_payment(o(rng.pick(&[OPERATOR, DAVE, ALICE])), lease_id),
 		11 => GpuRental::extend_lease(o(customer), lease_id, rng.below(30)),
 		12 => GpuRental::terminate_lease(o(customer), lease_id),
-		13 => GpuRental::report_downtime(o(customer), lease_id),
+		13 => GpuRental::report_downtime(o(rng.pick(&[customer, anyone])), lease_id),
 		14 => GpuRental::settle_lease(o(anyone), lease_id),
 		15 => GpuRental::update_gpus(o(rng.pick(&[OPERATOR, DAVE, anyone])), machine, rng.below(1 << (MAX_GPUS + 1)))
 			.map(|_| ())
@@ -156,15 +163,44 @@ fn check_payout_events(outside_changed: bool) {
 	}
 }
 
-/// Running leases whose machine went stale before their end: the only ones that may fail.
+/// Running leases whose machine went stale before their end, or whose GPUs were reported
+/// unhealthy: the only ones that may fail.
 fn reportable_leases() -> Vec<LeaseId> {
 	crate::Leases::<Test>::iter()
 		.filter(|(_, l)| {
 			let m = crate::Machines::<Test>::get(l.machine_id).expect("machine of a live lease");
-			l.state == crate::LeaseState::Running && crate::Pallet::<Test>::fresh_until(&m) < l.ends_at
+			l.state == crate::LeaseState::Running &&
+				(crate::Pallet::<Test>::fresh_until(&m) < l.ends_at || l.unhealthy_since != 0)
 		})
 		.map(|(id, _)| id)
 		.collect()
+}
+
+/// Running leases reported unhealthy, with the block they turned so.
+fn unhealthy_leases() -> Vec<(LeaseId, u64)> {
+	crate::Leases::<Test>::iter()
+		.filter(|(_, l)| l.unhealthy_since != 0)
+		.map(|(id, l)| (id, l.unhealthy_since))
+		.collect()
+}
+
+/// No payment of the last call reached past the block a lease turned unhealthy, and no lease
+/// was created on a slot its machine reports unhealthy.
+fn check_health_events(unhealthy_before: &[(LeaseId, u64)]) {
+	for r in System::events() {
+		match r.event {
+			RuntimeEvent::GpuRental(PalletEvent::PaymentClaimed { lease_id, accrued_until, .. }) => {
+				if let Some((_, since)) = unhealthy_before.iter().find(|(id, _)| *id == lease_id) {
+					assert!(accrued_until <= *since, "lease {lease_id} paid up to {accrued_until}, unhealthy since {since}");
+				}
+			},
+			RuntimeEvent::GpuRental(PalletEvent::LeaseCreated { machine_id, gpu_mask, .. }) => {
+				let m = crate::Machines::<Test>::get(machine_id).expect("machine of a new lease");
+				assert_eq!(gpu_mask & m.unhealthy_gpus, 0, "a lease was given an unhealthy GPU");
+			},
+			_ => {},
+		}
+	}
 }
 
 #[test]
@@ -188,6 +224,7 @@ fn random_call_sequences_keep_invariants() {
 				System::reset_events();
 				let root_before = sp_io::storage::root(polkadot_sdk::sp_runtime::StateVersion::V1);
 				let reports = reportable_leases();
+				let unhealthy_before = unhealthy_leases();
 				let (choice, result) = random_step(&mut rng);
 				if choice == OUTSIDE_TRANSFER && result.is_ok() {
 					outside_changed = true;
@@ -206,6 +243,7 @@ fn random_call_sequences_keep_invariants() {
 					}
 				}
 				check_payout_events(outside_changed);
+				check_health_events(&unhealthy_before);
 				if outside_changed { ensure_money_valid() } else { ensure_money_exact() }
 			}
 		});
