@@ -10,9 +10,12 @@ t_start=$SECONDS
 phase "python environment" ensure_python_env
 # gcc: the NVML stand-in; podman, runc, debootstrap, openssh-client: real containers with SSH;
 # containerd, containernetworking-plugins, busybox-static: the Kubernetes test cluster's real node;
-# prometheus: Prometheus and promtool (alerts, and the dashboards' queries against the stack).
+# prometheus: Prometheus and promtool (alerts, and the dashboards' queries against the stack);
+# chromium, chromium-driver: the web console's browser tests (tests/console, Selenium).
 phase "system packages" bash scripts/system-deps.sh gcc podman runc debootstrap openssh-client curl \
-  containerd containernetworking-plugins busybox-static prometheus
+  containerd containernetworking-plugins busybox-static prometheus chromium chromium-driver
+# Swagger UI and ReDoc for the API's /docs and /redoc, pinned, from the npm registry (cached).
+phase "web docs assets (Swagger UI, ReDoc)" bash scripts/web-assets.sh
 phase "chain toolchain" bash chain/scripts/setup-toolchain.sh
 phase "chain build (wasm only, chain spec from it)" bash chain/scripts/build.sh
 # Kubernetes test cluster (tests/k8s): built from Go modules, cached by version in ~/.cache/gridlease/k8s.

@@ -20,6 +20,7 @@ from services.common import ChainError, RateLimited, decimal_range_pattern
 from services.customer_api.api.main import api_router
 from services.customer_api.api.ratelimit import LimitExceeded, RateLimits, retry_after_header
 from services.customer_api.api.routes import health
+from services.customer_api.console import mount_console
 from services.customer_api.core.config import Settings
 from services.customer_api.core.migrate import upgrade
 from services.customer_api.errors import ApiError, from_chain_error
@@ -51,6 +52,10 @@ def create_app(settings: Settings | None = None, *, nodes: NodeClient | None = N
         version="1.0.0",
         description="Search GPU offers, lease GPUs on the Gridlease chain, run workloads.",
         openapi_url=f"{settings.api_v1_str}/openapi.json",
+        # Swagger UI (/docs) and ReDoc (/redoc) with their files served by the API itself, and
+        # the web console (/console/): services/customer_api/console.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
     )
 
@@ -122,6 +127,7 @@ def create_app(settings: Settings | None = None, *, nodes: NodeClient | None = N
 
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_str)
+    mount_console(app, settings.api_v1_str)
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

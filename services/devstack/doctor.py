@@ -31,7 +31,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Cache", "Tool", "caches", "main_report", "register", "tools"]
+__all__ = ["Cache", "Tool", "caches", "cold_start_caches", "main_report", "register", "tools"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -205,12 +205,15 @@ def _script_check(name: str, script: Path, path: Path, build_time: str) -> Cache
     return Cache(name, str(path), state, detail or "a build is needed", False, build_time)
 
 
+def cold_start_caches() -> list[Cache]:
+    """The cached builds `dev up` needs, and whether each matches this checkout."""
+    return [*_chain_caches(cache_root()), _sshd_image(), _nvml_sim()]
+
+
 def caches() -> list[Cache]:
     root = cache_root()
     return [
-        *_chain_caches(root),
-        _sshd_image(),
-        _nvml_sim(),
+        *cold_start_caches(),
         _script_check("test-cluster binaries", REPO / "deploy" / "testcluster" / "build.sh",
                       root / "k8s", "~10 min (k8s tests only)"),
         _script_check("Helm", REPO / "deploy" / "helm" / "build-helm.sh", root / "helm",

@@ -17,16 +17,51 @@ import httpx
 from services.common._chain import ChainClient, ChainUnavailable
 from services.devstack.processes import Process, StackState, port_open, wait_until
 
-__all__ = ["REPO", "SIGNERS", "Ports", "Stack", "chain_answers"]
+__all__ = ["REPO", "SIGNERS", "BuildProgress", "Ports", "Stack", "chain_answers"]
 
 REPO = Path(__file__).resolve().parents[2]
 # Dev accounts that sign for the stack's services, one per service: two processes signing for
 # one account race for its nonce (one extrinsic is refused), so no account is shared.
 SIGNERS = {"api faucet": "//Alice", "node provider": "//Bob"}
-# Built once per machine and cached: the first `up` builds the chain (tens of minutes on a cold
-# machine, with progress in logs/chain.log) and the SSH image (about a minute and a half).
+# Built once per machine and cached: the first `up` builds the runtime's wasm (about 20 minutes
+# on a cold 2-core machine; its progress is echoed, all of it is in logs/chain.log) and the SSH
+# image (about a minute and a half).
 CHAIN_READY_TIMEOUT_S = 3600.0
+COLD_START_ESTIMATE = "about 25 min on a 2-core machine; later starts take about 30 s"
 SYSTEM_PACKAGES = ("gcc", "podman", "runc", "debootstrap", "openssh-client", "curl")
+
+
+class BuildProgress:
+    """Echoes a build's progress from its log while `dev up` waits: the chain scripts' own
+    lines (`==>`, `<==`, the wasm's `wasm: N of about M crates`) as they come, and cargo's host
+    crates as one line per 20 compiled (there are hundreds). Call it each time the wait polls."""
+
+    def __init__(self, log: Path, say: Callable[[str], None]) -> None:
+        self._log = log
+        self._say = say
+        self._offset = 0
+        self._compiled = 0
+
+    def __call__(self) -> None:
+        try:
+            with self._log.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        complete, _, _ = data.rpartition(b"\n")  # a partial last line waits for its end
+        if not complete:
+            return
+        self._offset += len(complete) + 1
+        for raw in complete.split(b"\n"):
+            line = raw.decode("utf-8", "replace").rstrip()
+            words = line.split()
+            if words[:1] == ["Compiling"] and len(words) > 1:
+                self._compiled += 1
+                if self._compiled % 20 == 0:
+                    self._say(f"    host build: {self._compiled} crates, latest {words[1]}")
+            elif line.startswith(("==>", "<==", "    wasm:")):
+                self._say(f"    {line.strip()}")
 
 
 def chain_answers(url: str) -> bool:
@@ -89,8 +124,10 @@ class Stack:
         if busy:
             raise RuntimeError(f"ports already in use: {busy}")
         self._fresh_state()
+        self._say_what_a_first_start_builds()
         started = time.monotonic()
         self._step("system packages", self._system_packages)
+        self._step("Swagger UI and ReDoc for /docs (cached)", self._web_assets)
         processes: dict[str, Process] = {}
         try:
             self._step("dev chain (builds on first use)", lambda: self._start_chain(processes))
@@ -128,6 +165,16 @@ class Stack:
             else:
                 path.unlink()
 
+    def _say_what_a_first_start_builds(self) -> None:
+        from services.devstack.doctor import cold_start_caches
+
+        todo = [c for c in cold_start_caches() if c.state != "matches checkout"]
+        if todo:
+            self.say("first start here: will build " + "; ".join(
+                f"{c.name} ({c.build_time})" for c in todo
+            ))  # fmt: skip
+            self.say(f"  a cold start takes {COLD_START_ESTIMATE}")
+
     def _step(self, what: str, action: Callable[[], object]) -> None:
         t0 = time.monotonic()
         self.say(f"==> {what}")
@@ -138,6 +185,9 @@ class Stack:
         subprocess.run(
             ["bash", str(REPO / "scripts" / "system-deps.sh"), *SYSTEM_PACKAGES], check=True
         )
+
+    def _web_assets(self) -> None:
+        subprocess.run(["bash", str(REPO / "scripts" / "web-assets.sh")], check=True)
 
     def _start_chain(self, processes: dict[str, Process]) -> None:
         proc = self.state.start(
@@ -151,10 +201,14 @@ class Stack:
             ],
         )
         processes["chain"] = proc
-        self.say(f"    building/starting; progress in {proc.log}")
-        wait_until(
-            "dev chain", lambda: chain_answers(self.chain_url), CHAIN_READY_TIMEOUT_S, proc.alive
-        )
+        self.say(f"    building/starting; everything it prints is in {proc.log}")
+        progress = BuildProgress(proc.log, self.say)
+
+        def ready() -> bool:
+            progress()
+            return chain_answers(self.chain_url)
+
+        wait_until("dev chain", ready, CHAIN_READY_TIMEOUT_S, proc.alive)
 
     def _start_seeds(self, processes: dict[str, Process]) -> None:
         for i, (port, metrics) in enumerate(

@@ -204,9 +204,11 @@ def test_lease_health_follows_the_heartbeats(
     chain.gpu_rental(machine.key, "start_lease", lease_id=lease_id)
     lease = chain.lease(lease_id)
     assert lease is not None and lease.healthy
-    free_before = chain.machine(machine.machine_id).free_gpus  # type: ignore[union-attr]
+    before = chain.machine(machine.machine_id)
+    assert before is not None
     slot = lease.gpu_indexes[0]
-    others = next(i for i in range(machine.gpus) if i != slot)
+    # A free slot (other tests' leases may hold the rest of this shared machine).
+    others = next(i for i in range(machine.gpus) if not before.used_gpus >> i & 1)
     try:
         sick = chain.gpu_rental(
             machine.key, "heartbeat", machine_id=machine.hex_id,
@@ -215,7 +217,7 @@ def test_lease_health_follows_the_heartbeats(
         assert sick.one(PALLET, "LeaseHealthChanged") == {"lease_id": lease_id, "healthy": False}
         assert chain.lease(lease_id).unhealthy_since == sick.block_number  # type: ignore[union-attr]
         # The leased slot was not free anyway; the other sick one no longer is.
-        assert chain.machine(machine.machine_id).free_gpus == free_before - 1  # type: ignore[union-attr]
+        assert chain.machine(machine.machine_id).free_gpus == before.free_gpus - 1  # type: ignore[union-attr]
         indexer = Indexer(engine, chain)
         indexer.sync()
         got = _row(engine, row.id)
