@@ -7,11 +7,14 @@ Import from here, not from the private modules:
 """
 
 from services.common._canonical import (
+    DOMAIN_LEASE_GPUS,
     DOMAIN_OFFER,
     DOMAIN_SUBMIT_WORKLOAD,
+    LEASE_GPUS_NONCE_BYTES,
     blake2b_256,
     canonical_json,
     hex0x,
+    lease_gpus_request_payload,
     signing_payload,
     spec_hash,
     unhex0x,
@@ -109,11 +112,13 @@ from services.common._workload import (
 __all__ = [
     "CHAIN_RPC_ERROR_KINDS",
     "CONFIG_FILE_ENV",
+    "DOMAIN_LEASE_GPUS",
     "DOMAIN_OFFER",
     "DOMAIN_SUBMIT_WORKLOAD",
     "KEEPALIVE_TIMEOUT_S",
     "KEEPALIVE_TIME_S",
     "LATENCY_BUCKETS",
+    "LEASE_GPUS_NONCE_BYTES",
     "REASON_KEY",
     "SS58_FORMAT",
     "TOKEN_DECIMALS",
@@ -157,6 +162,7 @@ __all__ = [
     "has_unknown_fields",
     "hex0x",
     "keypair_from_secret",
+    "lease_gpus_request_payload",
     "load_or_create_keypair",
     "machine_id_for",
     "new_keypair",

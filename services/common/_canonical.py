@@ -30,11 +30,14 @@ from typing import Any
 from services.common._errors import EncodingError
 
 __all__ = [
+    "DOMAIN_LEASE_GPUS",
     "DOMAIN_OFFER",
     "DOMAIN_SUBMIT_WORKLOAD",
+    "LEASE_GPUS_NONCE_BYTES",
     "blake2b_256",
     "canonical_json",
     "hex0x",
+    "lease_gpus_request_payload",
     "signing_payload",
     "spec_hash",
     "unhex0x",
@@ -44,6 +47,8 @@ __all__ = [
 _DOMAIN_PREFIX = b"gridlease/"
 DOMAIN_OFFER = "offer/v1"
 DOMAIN_SUBMIT_WORKLOAD = "submit-workload/v1"
+DOMAIN_LEASE_GPUS = "lease-gpus/v1"
+LEASE_GPUS_NONCE_BYTES = 16
 _HEX0X = re.compile(r"0x(?:[0-9a-f]{2})*")
 
 
@@ -103,6 +108,18 @@ def workload_submission_payload(lease_id: int, spec_digest: bytes) -> bytes:
         raise EncodingError("spec hash must be 32 bytes")
     body = canonical_json({"lease_id": lease_id, "spec_hash": hex0x(spec_digest)})
     return signing_payload(DOMAIN_SUBMIT_WORKLOAD, body)
+
+
+def lease_gpus_request_payload(lease_id: int, timestamp_ms: int, nonce: bytes) -> bytes:
+    """What a customer signs to read a lease's GPUs from its node (NodeService.GetLeaseGpus):
+    the lease, when (ms since the epoch) and a random nonce of LEASE_GPUS_NONCE_BYTES, so the
+    node can refuse an old or repeated request."""
+    if len(nonce) != LEASE_GPUS_NONCE_BYTES:
+        raise EncodingError(f"nonce must be {LEASE_GPUS_NONCE_BYTES} bytes")
+    body = canonical_json(
+        {"lease_id": lease_id, "nonce": hex0x(nonce), "timestamp_ms": timestamp_ms}
+    )
+    return signing_payload(DOMAIN_LEASE_GPUS, body)
 
 
 def hex0x(data: bytes) -> str:

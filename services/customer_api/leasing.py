@@ -32,6 +32,7 @@ from services.common import (
     spec_hash,
 )
 from services.common._chain import PALLET, Receipt, SignedExtrinsic, SubmissionStatus
+from services.common.grpc_gen.gridlease.v1 import node_pb2
 from services.customer_api import crud
 from services.customer_api.chain import ChainGateway
 from services.customer_api.core.security import Custody
@@ -48,7 +49,10 @@ from services.customer_api.models import (
     Customer,
     Delivery,
     DeliveryState,
+    GpuSamplePublic,
     LeaseCreate,
+    LeaseGpuPublic,
+    LeaseGpusPublic,
     LeasePublic,
     LeaseRecord,
     LeaseState,
@@ -57,13 +61,15 @@ from services.customer_api.models import (
 )
 from services.customer_api.node_client import (
     NodeClient,
+    NodeLeaseUnknown,
     NodeRejected,
     NodeUnreachable,
+    signed_lease_gpus_request,
     signed_submission,
 )
 from services.customer_api.offers.index import OfferIndex
 
-__all__ = ["Leasing", "chain_unavailable", "deliver", "request_hash"]
+__all__ = ["Leasing", "chain_unavailable", "deliver", "lease_gpus_public", "request_hash"]
 
 log = get_logger(__name__)
 
@@ -342,6 +348,63 @@ class Leasing:
     def public(self, record: LeaseRecord, *, with_connection: bool = False) -> LeasePublic:
         self._end_transaction()
         return to_public(record, self.nodes if with_connection else None)
+
+    def gpus(self, record: LeaseRecord) -> LeaseGpusPublic:
+        """The lease's GPUs from its node, asked in the customer's name (the node answers only
+        the lease's customer). 409 once the lease ended or when the node does not see it, 503
+        when the node does not answer, 502 when it refuses otherwise."""
+        assert record.lease_id is not None
+        if record.chain_state == LeaseState.ENDED:
+            raise ApiError(409, "Lease not running", "LeaseEnded")
+        request = signed_lease_gpus_request(record.lease_id, self._keypair())
+        try:
+            reply = self.nodes.lease_gpus(record.endpoint, request)
+        except NodeUnreachable as exc:
+            raise ApiError(503, "Node unreachable", "NodeUnreachable") from exc
+        except NodeLeaseUnknown as exc:  # ended on chain before the index saw it
+            raise ApiError(409, "Lease not running", "LeaseNotOnNode") from exc
+        except NodeRejected as exc:
+            log.warning(
+                "lease.gpus_refused", extra={"lease_id": record.lease_id, "error": str(exc)[:300]}
+            )
+            raise ApiError(502, "Node refused the request", "NodeRefused") from exc
+        return lease_gpus_public(reply)
+
+
+def _sample(sample: node_pb2.GpuSample) -> GpuSamplePublic:
+    return GpuSamplePublic(
+        timestamp_ms=sample.timestamp_ms,
+        utilization_pct=(sample.utilization_pct if sample.HasField("utilization_pct") else None),
+        memory_used_bytes=(
+            sample.memory_used_bytes if sample.HasField("memory_used_bytes") else None
+        ),
+        temperature_c=sample.temperature_c if sample.HasField("temperature_c") else None,
+        power_w=sample.power_w if sample.HasField("power_w") else None,
+    )
+
+
+def lease_gpus_public(reply: node_pb2.GetLeaseGpusResponse) -> LeaseGpusPublic:
+    """The API's shape of a node's GetLeaseGpusResponse (unset readings become null)."""
+    return LeaseGpusPublic(
+        lease_id=reply.lease_id,
+        sample_interval_ms=reply.sample_interval_ms,
+        history_limit=reply.history_limit,
+        gpus=[
+            LeaseGpuPublic(
+                slot=gpu.slot,
+                uuid=gpu.uuid,
+                model=gpu.model,
+                memory_total_bytes=gpu.memory_total_bytes,
+                current=_sample(gpu.current) if gpu.HasField("current") else None,
+                xid_count=gpu.xid_count if gpu.HasField("xid_count") else None,
+                last_xid=gpu.last_xid,
+                healthy=gpu.healthy,
+                health_reason=gpu.health_reason,
+                history=[_sample(sample) for sample in gpu.history],
+            )
+            for gpu in reply.gpus
+        ],
+    )
 
 
 def lease_state(record: LeaseRecord) -> LeaseState:

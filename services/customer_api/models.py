@@ -40,9 +40,12 @@ __all__ = [
     "DeliveryState",
     "FaucetRequest",
     "FaucetResult",
+    "GpuSamplePublic",
     "IndexerCursor",
     "LeaseCreate",
     "LeaseExtend",
+    "LeaseGpuPublic",
+    "LeaseGpusPublic",
     "LeasePublic",
     "LeaseRecord",
     "LeaseSpending",
@@ -330,6 +333,46 @@ class LeasePublic(SQLModel):
 class LeasesPublic(SQLModel):
     data: list[LeasePublic]
     count: int
+
+
+class GpuSamplePublic(SQLModel):
+    """One reading of one GPU by its node; a value the GPU does not report is null."""
+
+    timestamp_ms: int = Field(description="When the node read it, ms since the Unix epoch.")
+    utilization_pct: int | None = Field(description="GPU utilisation, 0 to 100 percent.")
+    memory_used_bytes: int | None = Field(description="GPU memory in use, in bytes.")
+    temperature_c: int | None = Field(description="GPU temperature, degrees Celsius.")
+    power_w: float | None = Field(description="Power draw, watts.")
+
+
+class LeaseGpuPublic(SQLModel):
+    """One GPU of a lease, from its node: the latest reading, XIDs, health and a short history.
+    A GPU the node cannot read now has no current reading, an empty model and is unhealthy."""
+
+    slot: int = Field(description="The GPU's slot on its machine (bit of the lease's GPU mask).")
+    uuid: str = Field(description="NVML UUID of the board in this slot.")
+    model: str = Field(description="NVML model name; empty when the board cannot be read now.")
+    memory_total_bytes: int = Field(description="GPU memory, in bytes; 0 when unreadable.")
+    current: GpuSamplePublic | None = Field(description="The latest reading, if any.")
+    xid_count: int | None = Field(
+        description="XID errors since the node started; null when the node cannot watch XIDs."
+    )
+    last_xid: int = Field(description="The last XID of this GPU (0: none).")
+    healthy: bool = Field(
+        description="As the node's health check finds it: what the lease's pay depends on."
+    )
+    health_reason: str = Field(
+        description='Why not healthy, "reason: detail" (reason: lost, absent, mig, xid, ecc, '
+        'row_remap), e.g. "xid: XID 79"; empty when healthy.'
+    )
+    history: list[GpuSamplePublic] = Field(description="Readings, oldest first.")
+
+
+class LeaseGpusPublic(SQLModel):
+    lease_id: int
+    sample_interval_ms: int = Field(description="How often the node samples its GPUs, in ms.")
+    history_limit: int = Field(description="Most readings the node keeps per GPU.")
+    gpus: list[LeaseGpuPublic]
 
 
 # -- account --------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ __all__ = [
     "ChainInfo",
     "CliError",
     "LEASE_STEPS",
+    "gpus_table",
     "lease_steps",
     "parse_tokens",
     "per_gpu_hour",
@@ -353,6 +354,14 @@ def _lease_view(lease: dict[str, Any], info: ChainInfo) -> Table:
         f"escrow {money(lease['escrow'], info)}, spent {money(lease['spent'], info)}, "
         f"refunded {money(lease['refunded'], info)}",
     )
+    if lease.get("unhealthy_since_block") is not None:
+        # The node told the chain a GPU of this lease is unhealthy: pay stopped at that block.
+        grid.add_row(
+            "health",
+            f"GPUs unhealthy since block {lease['unhealthy_since_block']}: not paid from then; "
+            f"see `gridlease lease gpus {lease['lease_id']}`, end it with "
+            f"`gridlease lease report {lease['lease_id']}` once the chain's grace has passed",
+        )
     ssh = _ssh_command(lease)
     if ssh:
         grid.add_row("ssh", ssh)
@@ -575,6 +584,113 @@ def cmd_lease_terminate(args: argparse.Namespace) -> int:
     return _show(args, "POST", f"/leases/{args.lease_id}/terminate")
 
 
+def cmd_lease_report(args: argparse.Namespace) -> int:
+    return _show(args, "POST", f"/leases/{args.lease_id}/report")
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+_GIB = 1024**3
+
+
+def _spark(values: list[int | None], width: int = 16) -> str:
+    """The last `width` utilisation percentages as bar characters (a space where unknown)."""
+    return "".join(
+        " " if v is None else _SPARKS[min(len(_SPARKS) - 1, v * len(_SPARKS) // 101)]
+        for v in values[-width:]
+    )
+
+
+def _reading(value: Any, unit: str, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def gpus_table(body: dict[str, Any]) -> Table:
+    """GET /leases/{id}/gpus as a table: one row per GPU, the latest reading, XIDs, health and
+    the utilisation history as a sparkline. The model is in the title (a machine offers one)."""
+    interval_s = body["sample_interval_ms"] / 1000
+    models = sorted({gpu["model"] for gpu in body["gpus"] if gpu["model"]})
+    table = Table(
+        title=f"lease {body['lease_id']}: {len(body['gpus'])} x {', '.join(models) or 'GPU'}, "
+        f"sampled every {interval_s:g} s",
+        title_justify="left",
+    )
+    for name, justify in (
+        ("slot", "right"), ("uuid", "left"), ("util", "right"), ("memory GiB", "right"),
+        ("temp", "right"), ("power", "right"), ("XIDs", "right"), ("health", "left"),
+        ("util history", "left"),
+    ):  # fmt: skip
+        # Whole UUIDs (they match nvidia-smi inside the workload); the health text wraps.
+        table.add_column(name, justify=justify, no_wrap=name != "health")  # type: ignore[arg-type]
+    for gpu in body["gpus"]:
+        now = gpu.get("current") or {}
+        used, total = now.get("memory_used_bytes"), gpu["memory_total_bytes"]
+        memory = "-" if used is None else f"{used / _GIB:.1f} / {total / _GIB:.1f}"
+        xids = "?" if gpu["xid_count"] is None else str(gpu["xid_count"])
+        if gpu["last_xid"]:
+            xids += f" (last {gpu['last_xid']})"
+        health = (
+            Text("healthy", style="green")
+            if gpu["healthy"]
+            else Text(f"UNHEALTHY: {gpu['health_reason']}", style="bold red")
+        )
+        table.add_row(
+            str(gpu["slot"]),
+            gpu["uuid"],
+            _reading(now.get("utilization_pct"), " %"),
+            memory,
+            _reading(now.get("temperature_c"), " C"),
+            _reading(now.get("power_w"), " W", 1),
+            xids,
+            health,
+            _spark([s.get("utilization_pct") for s in gpu["history"]]),
+        )
+    return table
+
+
+def _watch_view(body: dict[str, Any] | None, problem: str) -> Group:
+    parts: list[Any] = [] if body is None else [gpus_table(body)]
+    if problem:
+        parts.append(Text(problem, style="yellow"))
+    parts.append(Text("Ctrl-C to stop", style="dim"))
+    return Group(*parts)
+
+
+def cmd_lease_gpus(args: argparse.Namespace) -> int:
+    if args.interval <= 0:
+        raise CliError("--interval takes a number of seconds above 0")
+    path = f"/leases/{args.lease_id}/gpus"
+    with _client() as api:
+        if not args.watch:
+            body = api.get(path)
+            if args.json:
+                _print_json(body)
+            else:
+                _out().print(gpus_table(body))
+            return 0
+        try:
+            if args.json:  # one JSON document per line and reading, for scripts
+                while True:
+                    sys.stdout.write(json.dumps(api.get(path)) + "\n")
+                    sys.stdout.flush()
+                    time.sleep(args.interval)
+            body = None
+            with Live(_watch_view(None, "reading..."), console=_out(), auto_refresh=False) as live:
+                while True:
+                    problem = ""
+                    try:
+                        body = api.get(path)
+                    except ApiError as exc:
+                        # The node or the API briefly out of reach: keep the last table and
+                        # say so; anything else (the lease ended, not yours) ends the watch.
+                        if exc.status not in (0, 502, 503):
+                            raise
+                        problem = f"{explain(exc)}; retrying"
+                    live.update(_watch_view(body, problem), refresh=True)
+                    time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 0  # Ctrl-C is how a watch ends
+
+
 def cmd_chain_info(args: argparse.Namespace) -> int:
     with _client() as api:
         body = api.get("/chain/info")
@@ -718,7 +834,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     offers.set_defaults(func=_guard(cmd_offers))
 
     lease = _parser(
-        commands, "lease", "create, list, show, extend and terminate leases",
+        commands, "lease", "create, list, show, extend and terminate leases; watch their GPUs",
         description="Leases: GPUs on one machine for a time, paid from escrow per block. "
         "gridlease lease ACTION --help shows each action's options.",
     )  # fmt: skip
@@ -764,11 +880,25 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     for name, func, text in (
         ("show", cmd_lease_show, "one lease: state, money and SSH command"),
         ("terminate", cmd_lease_terminate, "end a lease now; unused escrow is refunded"),
+        ("report", cmd_lease_report, "end a lease its machine failed (down, or GPUs unhealthy "
+         "past the chain's grace): unused escrow refunded plus compensation from the bond"),
     ):
         p = _parser(sub, name, text)
         p.add_argument("lease_id", type=int, help="the lease's number (gridlease lease list)")
         _json_flag(p)
         p.set_defaults(func=_guard(func))
+    gpus = _parser(
+        sub, "gpus", "the lease's GPUs: utilisation, memory, temperature, power, XIDs, health",
+        description="The lease's GPUs as its node reports them: the latest reading, XID count, "
+        "health and the utilisation history. --watch keeps the table live until Ctrl-C.",
+    )  # fmt: skip
+    gpus.add_argument("lease_id", type=int, help="the lease's number (gridlease lease list)")
+    gpus.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    gpus.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between refreshes with --watch"
+    )
+    _json_flag(gpus)
+    gpus.set_defaults(func=_guard(cmd_lease_gpus))
     extend = _parser(sub, "extend", "add time to a lease (holds more escrow)")
     extend.add_argument("lease_id", type=int, help="the lease's number (gridlease lease list)")
     _duration(extend, "time to add")

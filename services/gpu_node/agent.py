@@ -53,9 +53,11 @@ from services.gpu_node.gpus import (
     choose_model,
     log_changes,
 )
+from services.gpu_node.hardware.errors import NvmlError
 from services.gpu_node.hardware.model import Inventory
 from services.gpu_node.hardware.source import open_inventory
 from services.gpu_node.hardware.xid import XidWatcher
+from services.gpu_node.health import GpuHealth, classify, unreadable
 from services.gpu_node.heartbeat import Heartbeater
 from services.gpu_node.metrics import GpuCollector, leases_by_gpu
 from services.gpu_node.reconcile import Executor, Reconciler
@@ -67,6 +69,7 @@ from services.gpu_node.runtime.podman import PodmanRuntime
 from services.gpu_node.service import SERVICE_NAME, NodeServicer
 from services.gpu_node.settings import NodeSettings
 from services.gpu_node.store import NodeStore
+from services.gpu_node.telemetry import TelemetrySampler
 from services.seed.client import SeedClient
 
 __all__ = ["NodeAgent", "serve"]
@@ -164,6 +167,7 @@ class NodeAgent:
             self.ops,
             s.heartbeat_every_blocks,
             self.metrics,
+            health=self.gpu_health,
             provider_for_funding=self.provider,
             min_balance=s.min_operator_balance,
             top_up=s.operator_top_up,
@@ -176,8 +180,20 @@ class NodeAgent:
                 lambda: leases_by_gpu(self.reconciler.last_workloads),
                 gpu_set=lambda: self._gpu_set,
                 xids=lambda: self.xids.snapshot() if self.xids.watching() else None,
+                health=lambda: self.heartbeater.last_health,
             )
         )
+        # Lease telemetry (GetLeaseGpus): its own sampling loop, so renters see a history at
+        # a steady pace whatever the reconcile loop does; health as the last heartbeat check
+        # found it (what the chain was told).
+        self.telemetry = TelemetrySampler(
+            self.read_inventory,
+            history_limit=s.telemetry_history,
+            interval_s=s.telemetry_interval_s,
+            xids=lambda: self.xids.snapshot() if self.xids.watching() else None,
+            reported=lambda: self.heartbeater.last_health,
+        )
+        self.telemetry.sample_once(inventory)
 
     @property
     def gpu_set(self) -> GpuSet:
@@ -199,6 +215,20 @@ class NodeAgent:
         self.metrics.set_counts(self.metrics.gpus, counts, known)
         self._gpu_set = gpus
         return gpus
+
+    def gpu_health(self, registered: int) -> tuple[GpuHealth, ...]:
+        """Health of every slot (health.py), from NVML read now and the XIDs seen so far;
+        `registered` is the chain's gpus_present. Reading NVML here rather than taking the
+        reconcile's GpuSet lets a lost board or an ECC error reach the chain within one
+        heartbeat check; the GpuSet built is not kept (the reconcile keeps its own)."""
+        xids = self.xids.snapshot() if self.xids.watching() else None
+        try:
+            inventory = self.read_inventory()
+        except NvmlError as exc:
+            # The machine is up but none of its GPUs can be vouched for.
+            return unreadable(registered | self.gpu_set.mask, str(exc))
+        gpus = build_gpu_set(inventory, self.store, self.gpu_model, self.max_slots)
+        return classify(gpus, xids, registered)
 
     def _observe(self) -> Observation:
         before = self.gpu_set.mask
@@ -224,7 +254,8 @@ class NodeAgent:
             price_per_gpu_block=machine.price_per_gpu_block,
             region=self.settings.region,
             labels=dict(self.settings.labels),
-            gpus_on_chain=gpus_present(machine),
+            # The chain gives new leases no slot reported unhealthy: neither does the offer.
+            gpus_on_chain=gpus_present(machine) & ~machine.unhealthy_gpus,
             host=self.host,
         )
 
@@ -243,6 +274,7 @@ class NodeAgent:
             metrics=self.metrics,
             on_accepted=lambda lease_id: self._wake.set(),
             gpus_usable=lambda: self.gpu_set.mask,
+            telemetry=self.telemetry,
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(servicer, server)
         health = add_health(server)
@@ -258,6 +290,12 @@ class NodeAgent:
             asyncio.create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.create_task(
                 self._every(s.heartbeat_check_s, self._heartbeat), name="heartbeat"
+            ),
+            asyncio.create_task(
+                self._every(
+                    s.telemetry_interval_s, lambda: asyncio.to_thread(self.telemetry.sample_once)
+                ),
+                name="telemetry",
             ),
         ]
         if seeds is not None:

@@ -31,8 +31,8 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class OfferTerms:
-    """What the offer says besides the hardware. `gpus_on_chain` is the machine's gpus_present
-    on chain (None: offer every usable GPU)."""
+    """What the offer says besides the hardware. `gpus_on_chain` is the machine's slots the chain
+    can lease: its gpus_present less the slots reported unhealthy (None: offer every usable GPU)."""
 
     provider: str
     endpoint: str

@@ -158,7 +158,8 @@ def _add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore
     inv.add_argument(
         "--simulate-gpu-faults",
         metavar="KIND=POS[,...][;...]",
-        help="faults of the SIMULATED GPUs by board position: absent, lost, mig (e.g. lost=3)",
+        help="faults of the SIMULATED GPUs by board position: absent, lost, mig, ecc, remap "
+        "(e.g. lost=3), and XIDs as xid=POS:XID",
     )
     inv.add_argument("--raw", action="store_true", help="print the raw NVML capture")
     inv.set_defaults(func=cmd_inventory)

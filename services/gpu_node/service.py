@@ -1,5 +1,6 @@
-"""NodeService: a thin gRPC servicer over admission (SubmitWorkload) and the runtime's view
-(GetLeaseStatus). Blocking work (chain reads, SQLite, podman) runs in worker threads."""
+"""NodeService: a thin gRPC servicer over admission (SubmitWorkload), the runtime's view
+(GetLeaseStatus) and GPU telemetry (GetLeaseGpus). Blocking work (chain reads, SQLite, podman)
+runs in worker threads."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from collections.abc import Callable
 
 import grpc
 
-from services.common import GridleaseError, Unavailable, abort_with, get_logger
+from services.common import GridleaseError, Unavailable, abort_with, get_logger, now_ms
 from services.common._chain import ChainClient, ChainLease, ChainUnavailable
 from services.common.grpc_gen.gridlease.v1 import node_pb2, node_pb2_grpc
-from services.gpu_node.admission import SubmissionRequest, admit
+from services.gpu_node.admission import (
+    LeaseReadRequest,
+    ReplayGuard,
+    SubmissionRequest,
+    admit,
+    authorize_lease_read,
+)
 from services.gpu_node.agent_metrics import AgentMetrics
 from services.gpu_node.runtime.base import (
     WorkloadNotFound,
@@ -20,8 +27,9 @@ from services.gpu_node.runtime.base import (
 )
 from services.gpu_node.runtime.images import SSHD_CONTAINER_PORT
 from services.gpu_node.store import NodeStore
+from services.gpu_node.telemetry import LeaseGpuView, Sample, TelemetrySampler
 
-__all__ = ["SERVICE_NAME", "NodeServicer", "lease_status"]
+__all__ = ["SERVICE_NAME", "NodeServicer", "lease_gpus_reply", "lease_status"]
 
 log = get_logger(__name__)
 SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name
@@ -68,6 +76,47 @@ def lease_status(
     return reply
 
 
+def _sample(into: node_pb2.GpuSample, sample: Sample) -> None:
+    into.timestamp_ms = sample.timestamp_ms
+    # Unsupported readings stay unset (proto3 optional), which is not the same as 0.
+    if sample.utilization_pct is not None:
+        into.utilization_pct = sample.utilization_pct
+    if sample.memory_used_bytes is not None:
+        into.memory_used_bytes = sample.memory_used_bytes
+    if sample.temperature_c is not None:
+        into.temperature_c = sample.temperature_c
+    if sample.power_w is not None:
+        into.power_w = sample.power_w
+
+
+def lease_gpus_reply(
+    lease_id: int, gpus: list[LeaseGpuView], telemetry: TelemetrySampler
+) -> node_pb2.GetLeaseGpusResponse:
+    """The GetLeaseGpusResponse for a lease's GPU views."""
+    reply = node_pb2.GetLeaseGpusResponse(
+        lease_id=lease_id,
+        sample_interval_ms=round(telemetry.interval_s * 1000),
+        history_limit=telemetry.history_limit,
+    )
+    for view in gpus:
+        gpu = reply.gpus.add(
+            slot=view.slot,
+            uuid=view.uuid,
+            model=view.model,
+            memory_total_bytes=view.memory_total_bytes,
+            last_xid=view.last_xid,
+            healthy=view.healthy,
+            health_reason=view.health_reason,
+        )
+        if view.current is not None:
+            _sample(gpu.current, view.current)
+        if view.xid_count is not None:
+            gpu.xid_count = view.xid_count
+        for sample in view.history:
+            _sample(gpu.history.add(), sample)
+    return reply
+
+
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):  # type: ignore[misc]  # generated base is untyped
     def __init__(
         self,
@@ -81,8 +130,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):  # type: ignore[misc]  # 
         metrics: AgentMetrics,
         on_accepted: Callable[[int], None] = lambda lease_id: None,
         gpus_usable: Callable[[], int | None] = lambda: None,
+        telemetry: TelemetrySampler | None = None,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
-        """`gpus_usable` returns the bit mask of GPU slots the node can run now."""
+        """`gpus_usable` returns the bit mask of GPU slots the node can run now; `telemetry`
+        serves GetLeaseGpus (None: answered UNAVAILABLE); `clock_ms` is the clock requests'
+        timestamps are checked against."""
         self._chain = chain
         self._machine_id = machine_id
         self._start_window = start_window
@@ -92,6 +145,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):  # type: ignore[misc]  # 
         self._metrics = metrics
         self._on_accepted = on_accepted
         self._gpus_usable = gpus_usable
+        self._telemetry = telemetry
+        self._clock_ms = clock_ms
+        self._replays = ReplayGuard()
 
     def _lookup(self, lease_id: int) -> tuple[ChainLease | None, int]:
         # The best block, not the finalized one: the API submits right after create_lease's
@@ -161,3 +217,43 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):  # type: ignore[misc]  # 
             lease = self._chain.lease(lease_id)
             reply.chain_state = lease.state if lease is not None else ""
         return reply
+
+    async def GetLeaseGpus(
+        self,
+        request: node_pb2.GetLeaseGpusRequest,
+        context: grpc.aio.ServicerContext[
+            node_pb2.GetLeaseGpusRequest, node_pb2.GetLeaseGpusResponse
+        ],
+    ) -> node_pb2.GetLeaseGpusResponse:
+        with self._metrics.rpc_seconds.labels("GetLeaseGpus").time():
+            read = LeaseReadRequest(
+                lease_id=request.lease_id,
+                customer=request.customer,
+                timestamp_ms=request.timestamp_ms,
+                nonce=request.nonce,
+                signature=request.signature,
+            )
+            try:
+                return await asyncio.to_thread(self._lease_gpus, read)
+            except ChainUnavailable as exc:
+                await abort_with(context, Unavailable(str(exc), reason="chain_unavailable"))
+            except GridleaseError as exc:
+                log.info(
+                    "node.lease_gpus_refused",
+                    extra={"lease_id": request.lease_id, "reason": exc.reason},
+                )
+                await abort_with(context, exc)
+            raise AssertionError("unreachable")  # abort_with raises
+
+    def _lease_gpus(self, request: LeaseReadRequest) -> node_pb2.GetLeaseGpusResponse:
+        if self._telemetry is None:
+            raise Unavailable("GPU telemetry is not running", reason="telemetry_off")
+        # The best block's state (one read), as for SubmitWorkload: a lease just created shows.
+        lease = authorize_lease_read(
+            request, self._chain.lease, self._machine_id, self._clock_ms(), self._replays
+        )
+        # The node's slot table, not the current GPU set: a slot whose board is lost or gone
+        # still belongs to the lease, and shows as unhealthy rather than disappearing.
+        table = self._store.gpu_slots()
+        slots = {slot: table.get(slot, "") for slot in lease.gpu_indexes}
+        return lease_gpus_reply(lease.lease_id, self._telemetry.lease_gpus(slots), self._telemetry)

@@ -80,8 +80,9 @@ class NodeSettings(GridleaseSettings):
     simulate_gpu_faults: str | None = Field(
         default=None,
         description="Hardware faults of the SIMULATED GPUs by board position, e.g. 'lost=3' or "
-        "'absent=7;mig=0,1' (kinds: absent, lost, mig), and XID errors as "
-        "'xid=POSITION:XID,...' (e.g. 'xid=2:79').",
+        "'absent=7;mig=0,1' (kinds: absent, lost, mig, ecc, remap), and XID errors as "
+        "'xid=POSITION:XID,...' (e.g. 'xid=2:79'). Faults can also arrive while the node runs "
+        "through the file named by GRIDLEASE_SIM_FAULT_FILE (services/gpu_node/README.md).",
     )
     gpu_model: str | None = Field(
         default=None,
@@ -121,6 +122,15 @@ class NodeSettings(GridleaseSettings):
     min_operator_balance: int = Field(default=1 * UNIT, ge=0, description="Top up below this.")
     operator_top_up: int = Field(default=10 * UNIT, ge=0, description="Amount of one top-up.")
     grace_s: float = Field(default=5.0, ge=0, description="Graceful stop: time for RPCs to end.")
+    telemetry_interval_s: float = Field(
+        default=5.0, gt=0, description="How often to sample GPU readings for lease telemetry."
+    )
+    telemetry_history: int = Field(
+        default=120,
+        ge=1,
+        le=10_000,
+        description="Samples kept per GPU for lease telemetry (the history renters see).",
+    )
 
     @field_validator("seeds", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from services.common import (
     blake2b_256,
     canonical_json,
     hex0x,
+    lease_gpus_request_payload,
     signing_payload,
     spec_hash,
     unhex0x,
@@ -74,6 +75,16 @@ def test_hash_spec_refuses_non_object() -> None:
 def test_build_workload_submission_payload_matches_vector(vector: dict[str, Any]) -> None:
     payload = workload_submission_payload(vector["lease_id"], bytes.fromhex(vector["spec_hash"]))
     assert payload.hex() == vector["payload_hex"]
+
+
+@pytest.mark.parametrize("vector", SIGNING["lease_gpus"], ids=lambda v: v["name"])
+def test_build_lease_gpus_request_payload_matches_vector(vector: dict[str, Any]) -> None:
+    payload = lease_gpus_request_payload(
+        vector["lease_id"], vector["timestamp_ms"], bytes.fromhex(vector["nonce"])
+    )
+    assert payload.hex() == vector["payload_hex"]
+    with pytest.raises(EncodingError):
+        lease_gpus_request_payload(vector["lease_id"], vector["timestamp_ms"], b"\x00" * 8)
 
 
 def test_build_signing_payload_separates_domains() -> None:

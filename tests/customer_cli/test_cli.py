@@ -121,7 +121,7 @@ def test_lease_help_lists_every_action(capsys: pytest.CaptureFixture[str]) -> No
         main(["lease", "--help"])
     assert exit_.value.code == 0
     shown = capsys.readouterr().out
-    for action in ("create", "list", "show", "extend", "terminate"):
+    for action in ("create", "list", "show", "gpus", "extend", "terminate", "report"):
         assert f"    {action}" in shown
     with pytest.raises(SystemExit):
         main(["lease", "create", "--help"])
@@ -310,3 +310,35 @@ def test_a_lost_lease_answer_says_how_to_retry_without_paying_twice(
     sent = seen[0]["Idempotency-Key"]
     assert len(sent) == 36  # a fresh uuid4 although none was given
     assert f"--idempotency-key {sent}" in err and "never creates or pays twice" in err
+
+
+def test_lease_report_asks_the_api_to_end_a_failed_lease(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stand-in API that refuses as the real one does before the grace has passed (the real
+    # path, through the chain, is tested in tests/e2e and tests/gpu_node/test_agent_health.py).
+    posted: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            posted.append(self.path)
+            data = json.dumps({"detail": "Unhealthy grace open", "code": "UnhealthyGraceOpen"})
+            self.send_response(409)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GRIDLEASE_API_URL", f"http://127.0.0.1:{server.server_port}")
+    try:
+        code, _, err = _run(capsys, "lease", "report", "7")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert posted == ["/v1/leases/7/report"]
+    assert code == 1 and "Unhealthy grace open" in err

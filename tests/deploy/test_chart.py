@@ -216,10 +216,11 @@ def test_ingress_routes_its_hosts_to_the_api(helm: Path, tmp_path: Path) -> None
     assert rule["host"] == "api.example.org"
     paths = rule["http"]["paths"]
     assert all(p["backend"]["service"]["name"] == "rel-gridlease-api" for p in paths)
-    # The API (its OpenAPI document is /v1/openapi.json) and its web docs; not /metrics, /healthz
-    # or /readyz, which stay inside the cluster.
+    # The API (its OpenAPI document is /v1/openapi.json), its web docs and the web console; not
+    # /metrics, /healthz or /readyz, which stay inside the cluster.
     assert [(p["path"], p["pathType"]) for p in paths] == [
-        ("/v1", "Prefix"), ("/docs", "Prefix"), ("/redoc", "Prefix")]  # fmt: skip
+        ("/v1", "Prefix"), ("/docs", "Prefix"), ("/redoc", "Prefix"),
+        ("/console", "Prefix")]  # fmt: skip
     wildcard = merged(CHAIN, {"api": {"ingress": {"enabled": True, "hosts": ["*.example.org"]}}})
     rule = one(render(helm, tmp_path, wildcard), "Ingress", "rel-gridlease-api")["spec"]["rules"][0]
     assert rule["host"] == "*.example.org"

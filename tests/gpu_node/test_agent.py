@@ -37,20 +37,6 @@ SPEC: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def chain(dev_chain: DevChain) -> Iterator[ChainClient]:
-    client = dev_chain.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeedProcess]:
-    process = SeedProcess(tmp_path_factory.mktemp("seed")).start()
-    yield process
-    process.stop()
-
-
 def _containers(machine_id: bytes) -> list[dict[str, Any]]:
     found = PodmanCli().run_json(
         ["ps", "--all", "--format", "json", "--filter", f"label={labels.NODE}={machine_id.hex()}"]
@@ -181,7 +167,7 @@ def test_submit_workload_refusals(node: NodeProcess, chain: ChainClient) -> None
     chain.gpu_rental(bob, "cancel_lease", lease_id=foreign)
 
 
-@pytest.mark.parametrize("method", ["SubmitWorkload", "GetLeaseStatus"])
+@pytest.mark.parametrize("method", ["SubmitWorkload", "GetLeaseStatus", "GetLeaseGpus"])
 def test_undecodable_request_is_invalid_argument(node: NodeProcess, method: str) -> None:
     # The agent's server carries the same guard as the seeds' (common new_server): bytes that
     # do not decode are the caller's fault, answered INVALID_ARGUMENT, never UNKNOWN.

@@ -44,20 +44,6 @@ H100 = "NVIDIA H100 80GB HBM3"
 A100 = "NVIDIA A100-SXM4-80GB"
 
 
-@pytest.fixture(scope="module")
-def chain(dev_chain: DevChain) -> Iterator[ChainClient]:
-    client = dev_chain.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeedProcess]:
-    process = SeedProcess(tmp_path_factory.mktemp("seed")).start()
-    yield process
-    process.stop()
-
-
 def _env(dev_chain: DevChain, seed: SeedProcess, gpus: str, faults: str) -> dict[str, str]:
     return {
         "GRIDLEASE_NODE_CHAIN_URL": dev_chain.url,

@@ -65,6 +65,10 @@ def test_collect_dcgm_metrics_from_simulated_gpus(simulate: Callable[[SimSpec], 
 
     lease = {s[0]["gpu"]: (s[0]["lease_id"], s[1]) for s in samples["gridlease_gpu_lease"]}
     assert lease == {"0": ("", 0.0), "1": ("77", 1.0)}
+    # Every reading names the lease holding its GPU, so one selector graphs a lease's GPUs.
+    for name in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP",
+                 "DCGM_FI_DEV_POWER_USAGE"):  # fmt: skip
+        assert {s[0]["gpu"]: s[0]["lease_id"] for s in samples[name]} == {"0": "", "1": "77"}
 
 
 def test_collect_leaves_out_unsupported_fields(simulate: Callable[[SimSpec], None]) -> None:

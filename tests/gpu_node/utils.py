@@ -26,6 +26,9 @@ SIM_ENV_KEYS = (
     "GRIDLEASE_SIM_LOST",
     "GRIDLEASE_SIM_MIG",
     "GRIDLEASE_SIM_XID",
+    "GRIDLEASE_SIM_ECC",
+    "GRIDLEASE_SIM_REMAP",
+    "GRIDLEASE_SIM_FAULT_FILE",
 )
 # A real ed25519 public key (of a fixed, published test seed: never authorise it anywhere); the
 # tests that log in generate their own key pair.

@@ -6,7 +6,8 @@ handlers in services.customer_api.main really send:
     402, 403, 404, 409                            ErrorPublic (code: the condition / chain error)
     422  a value is refused                        ValidationErrorsPublic (one shape, always)
     429  over a rate limit                        ErrorPublic (code RateLimited) + Retry-After
-    503  chain or seeds unavailable               ErrorPublic (+ Retry-After when known)
+    502  a GPU node refused a request it should take   ErrorPublic (code NodeRefused)
+    503  chain, seeds or a node unavailable       ErrorPublic (+ Retry-After when known)
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ _DESCRIPTIONS = {
     409: "Refused in the current state (the chain's error name is in `code`).",
     422: "A value is refused; `detail` lists each field and why.",
     429: "Too many requests from this address or account; retry after Retry-After seconds.",
-    503: "The chain or the seeds cannot be reached just now.",
+    502: "The lease's GPU node refused the request (see `code`).",
+    503: "The chain, the seeds or the lease's GPU node cannot be reached just now.",
 }
 _RETRY_AFTER = {
     "description": "Seconds to wait before retrying.",

@@ -18,7 +18,11 @@ __all__ = ["FailedGpu", "GpuDevice", "Inventory", "parse_inventory"]
 
 @dataclass(frozen=True)
 class GpuDevice:
-    """One GPU: identity and capacity (static) plus the live readings of one capture."""
+    """One GPU: identity and capacity (static) plus the live readings of one capture.
+
+    `ecc_uncorrected` is NVML's volatile uncorrectable ECC count (errors since the driver
+    loaded or the GPU was reset), `row_remap_failed` nvmlDeviceGetRemappedRows' failureOccurred;
+    None where the board cannot tell (no ECC, no row remapping, or an older capture)."""
 
     index: int
     uuid: str
@@ -32,6 +36,8 @@ class GpuDevice:
     memory_used_bytes: int | None
     temperature_c: int | None
     power_w: float | None
+    ecc_uncorrected: int | None = None
+    row_remap_failed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ def _device(index: int, raw: Mapping[str, Any]) -> GpuDevice:
     util = raw.get("nvmlDeviceGetUtilizationRates")
     mig = raw.get("nvmlDeviceGetMigMode")
     temperature = raw.get("nvmlDeviceGetTemperature")
+    ecc = raw.get("nvmlDeviceGetTotalEccErrors")
+    remapped = raw.get("nvmlDeviceGetRemappedRows")
     return GpuDevice(
         index=index,
         uuid=str(raw["nvmlDeviceGetUUID"]),
@@ -90,6 +98,8 @@ def _device(index: int, raw: Mapping[str, Any]) -> GpuDevice:
         memory_used_bytes=int(memory["used"]),
         temperature_c=None if temperature is None else int(temperature),
         power_w=_milliwatts(raw.get("nvmlDeviceGetPowerUsage")),
+        ecc_uncorrected=None if ecc is None else int(ecc),
+        row_remap_failed=None if remapped is None else bool(remapped["failureOccurred"]),
     )
 
 

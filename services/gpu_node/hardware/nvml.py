@@ -86,6 +86,10 @@ def _device(handle: Any) -> dict[str, Any]:
         handle,
         optional=True,
     )
+    # Boards without row remapping (before Ampere's HBM boards) answer NOT_SUPPORTED.
+    remapped = _call(
+        "nvmlDeviceGetRemappedRows", pynvml.nvmlDeviceGetRemappedRows, handle, optional=True
+    )
     return {
         "nvmlDeviceGetName": _required("nvmlDeviceGetName", pynvml.nvmlDeviceGetName, handle),
         "nvmlDeviceGetUUID": _required("nvmlDeviceGetUUID", pynvml.nvmlDeviceGetUUID, handle),
@@ -122,6 +126,23 @@ def _device(handle: Any) -> dict[str, Any]:
         ),
         "nvmlDeviceGetMigMode": _call(
             "nvmlDeviceGetMigMode", pynvml.nvmlDeviceGetMigMode, handle, optional=True
+        ),
+        # Uncorrectable errors in the volatile counter (since the driver last loaded or the
+        # GPU was reset); NOT_SUPPORTED where ECC is off or absent.
+        "nvmlDeviceGetTotalEccErrors": _call(
+            "nvmlDeviceGetTotalEccErrors",
+            pynvml.nvmlDeviceGetTotalEccErrors,
+            handle,
+            pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
+            pynvml.NVML_VOLATILE_ECC,
+            optional=True,
+        ),
+        "nvmlDeviceGetRemappedRows": (
+            None
+            if remapped is None
+            else dict(
+                zip(("corrRows", "uncRows", "isPending", "failureOccurred"), remapped, strict=True)
+            )
         ),
     }
 

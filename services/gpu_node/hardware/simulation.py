@@ -5,6 +5,12 @@ Our C stand-in for libnvidia-ml.so.1 (nvml_sim/libnvidia-ml-sim.c) is compiled w
 libnvidia-ml.so.1, and the dynamic loader answers a later dlopen of that soname (pynvml's
 `CDLL("libnvidia-ml.so.1")`) with the library already loaded, so the unmodified bindings run
 against it. A child process gets the same by LD_LIBRARY_PATH=`library.parent`.
+
+Faults are fixed at nvmlInit (`SimSpec`), except through a fault file: with
+GRIDLEASE_SIM_FAULT_FILE naming a file in the environment of the process that loads the
+stand-in, `write_fault_file` injects lost boards, uncorrectable ECC errors, failed row
+remapping and XIDs into a process that is already running (the stand-in reads the file again
+whenever it changes; see the C source).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 from services.gpu_node.hardware.errors import SimulationError
 
 __all__ = [
+    "FAULT_FILE_ENV",
     "PROFILES",
     "SimSpec",
     "SimVariant",
@@ -33,13 +40,25 @@ __all__ = [
     "parse_xids",
     "sim_cache_dir",
     "simulation_env",
+    "write_fault_file",
 ]
 
 # Must match PROFILES in libnvidia-ml-sim.c.
 PROFILES = ("h100", "a100", "l40s", "t4", "rtx4090")
 MIG_CAPABLE = frozenset({"h100", "a100"})
 # Hardware faults the stand-in can inject, each naming board positions (see the C source).
-FAULTS = ("absent", "lost", "mig")
+FAULTS = ("absent", "lost", "mig", "ecc", "remap")
+# Faults a fault file can inject into a running process: the others change enumeration.
+RUNTIME_FAULTS = ("lost", "ecc", "remap")
+# Must match the profiles' ecc / row_remap flags in libnvidia-ml-sim.c.
+ECC_CAPABLE = frozenset({"h100", "a100", "l40s", "t4"})
+REMAP_CAPABLE = frozenset({"h100", "a100"})
+_CAPABLE = {
+    "mig": ("MIG mode", MIG_CAPABLE),
+    "ecc": ("ECC", ECC_CAPABLE),
+    "remap": ("row remapping", REMAP_CAPABLE),
+}
+FAULT_FILE_ENV = "GRIDLEASE_SIM_FAULT_FILE"
 UNSUPPORTABLE_FIELDS = (
     "utilization",
     "temperature",
@@ -47,12 +66,15 @@ UNSUPPORTABLE_FIELDS = (
     "power_limit",
     "mig",
     "compute_capability",
+    "ecc",
+    "remapped_rows",
 )
 # Matched whole with fullmatch: `$` would accept a trailing newline.
 _PART = re.compile(r"([a-z0-9]+):([1-9][0-9]*)")
 _FAULT = re.compile(r"([a-z]+)=([0-9]+(?:,[0-9]+)*)")
 _XID = re.compile(r"xid=([0-9]+:[1-9][0-9]*(?:,[0-9]+:[1-9][0-9]*)*)")
 MAX_SIM_GPUS = 64
+MAX_SIM_XIDS = 64  # MAX_XIDS in the C source: the variable's and the fault file's together
 
 
 class SimVariant(Enum):
@@ -71,6 +93,8 @@ class SimSpec:
     absent   boards gone from the bus; later boards move down one NVML index
     lost     boards enumerated but answering NVML_ERROR_GPU_IS_LOST to every query
     mig      boards in MIG mode (MIG-capable profiles only)
+    ecc      boards with an uncorrectable ECC error (volatile count 1; profiles with ECC)
+    remap    boards whose row remapping failed (h100, a100)
     xid      XID errors as (position, xid) pairs, delivered once to each NVML event set
     """
 
@@ -82,6 +106,8 @@ class SimSpec:
     lost: tuple[int, ...] = ()
     mig: tuple[int, ...] = ()
     xid: tuple[tuple[int, int], ...] = ()
+    ecc: tuple[int, ...] = ()
+    remap: tuple[int, ...] = ()
 
     @classmethod
     def parse(
@@ -120,10 +146,11 @@ class SimSpec:
                         f"{kind}={position}: only {len(profiles)} simulated GPUs (positions "
                         f"0..{len(profiles) - 1})"
                     )
-                if kind == "mig" and profiles[position] not in MIG_CAPABLE:
+                if kind in _CAPABLE and profiles[position] not in _CAPABLE[kind][1]:
+                    what, capable = _CAPABLE[kind]
                     raise SimulationError(
-                        f"mig={position}: {profiles[position]} has no MIG mode (only "
-                        f"{', '.join(sorted(MIG_CAPABLE))})"
+                        f"{kind}={position}: {profiles[position]} has no {what} (only "
+                        f"{', '.join(sorted(capable))})"
                     )
         xids = parse_xids(faults)
         for position, _ in xids:
@@ -141,6 +168,8 @@ class SimSpec:
             lost=chosen.get("lost", ()),
             mig=chosen.get("mig", ()),
             xid=xids,
+            ecc=chosen.get("ecc", ()),
+            remap=chosen.get("remap", ()),
         )
 
     def text(self) -> str:
@@ -252,7 +281,33 @@ def simulation_env(spec: SimSpec) -> dict[str, str]:
         "GRIDLEASE_SIM_LOST": ",".join(map(str, spec.lost)),
         "GRIDLEASE_SIM_MIG": ",".join(map(str, spec.mig)),
         "GRIDLEASE_SIM_XID": ",".join(f"{position}:{xid}" for position, xid in spec.xid),
+        "GRIDLEASE_SIM_ECC": ",".join(map(str, spec.ecc)),
+        "GRIDLEASE_SIM_REMAP": ",".join(map(str, spec.remap)),
     }
+
+
+def write_fault_file(path: Path, spec: SimSpec, faults: str) -> None:
+    """Inject `faults` ("lost=3;ecc=1;remap=0;xid=2:79,2:13") into the processes whose stand-in
+    reads `path` (GRIDLEASE_SIM_FAULT_FILE), replacing the file's earlier faults.
+
+    Checked against `spec` as `SimSpec.parse` checks faults; only kinds in RUNTIME_FAULTS and
+    xid (absent and mig change enumeration, fixed at nvmlInit). XIDs are events: keep the
+    earlier ones in front and append (each is delivered once, by its place in the list). The
+    file is replaced atomically, so a reader never sees half of it. SimulationError names a
+    bad part.
+    """
+    SimSpec.parse(spec.text(), faults=faults)
+    if len(spec.xid) + len(parse_xids(faults)) > MAX_SIM_XIDS:
+        raise SimulationError(f"at most {MAX_SIM_XIDS} simulated XIDs in all")
+    fixed = sorted(set(parse_faults(faults)) - set(RUNTIME_FAULTS))
+    if fixed:
+        raise SimulationError(
+            f"{', '.join(fixed)} cannot change at run time (only {', '.join(RUNTIME_FAULTS)} "
+            "and xid)"
+        )
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(faults.strip() + "\n")
+    partial.replace(path)
 
 
 def enable_simulation(spec: SimSpec, variant: SimVariant = SimVariant.FULL) -> Path:

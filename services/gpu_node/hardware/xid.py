@@ -10,6 +10,7 @@ one log line, and the metrics then say nothing about XIDs rather than a false 0.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections import Counter
@@ -47,6 +48,9 @@ class XidWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._registered = threading.Event()
+        # Device handle (its address) -> UUID, from registration: a board that fell off the bus
+        # (XID 79) may no longer answer nvmlDeviceGetUUID, and its XID must still count.
+        self._uuid_of: dict[int | None, str] = {}
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the thread and wait (at most timeout_s) until its event set is registered."""
@@ -101,6 +105,7 @@ class XidWatcher:
                 pynvml.nvmlDeviceRegisterEvents(
                     handle, pynvml.nvmlEventTypeXidCriticalError, event_set
                 )
+                self._uuid_of[_address(handle)] = uuid
             except pynvml.NVMLError_FunctionNotFound:
                 raise
             except pynvml.NVMLError as exc:
@@ -119,7 +124,9 @@ class XidWatcher:
                 data = pynvml.nvmlEventSetWait_v2(event_set, self._wait_ms)
                 uuid = None
                 if data.eventType & pynvml.nvmlEventTypeXidCriticalError:
-                    uuid = str(pynvml.nvmlDeviceGetUUID(data.device))
+                    uuid = self._uuid_of.get(_address(data.device))
+                    if uuid is None:
+                        uuid = str(pynvml.nvmlDeviceGetUUID(data.device))
             except pynvml.NVMLError_Timeout:
                 failing = False
                 continue
@@ -136,3 +143,8 @@ class XidWatcher:
             failing = False
             if uuid is not None:
                 self.record(uuid, int(data.eventData))
+
+
+def _address(handle: Any) -> int | None:
+    """The address an NVML device handle points at: equal for equal devices."""
+    return ctypes.cast(handle, ctypes.c_void_p).value

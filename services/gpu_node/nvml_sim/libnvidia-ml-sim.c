@@ -11,7 +11,8 @@
  *   GRIDLEASE_SIM_GPUS         "h100:8" or "a100:2,t4:1" (profiles: h100 a100 l40s t4 rtx4090)
  *   GRIDLEASE_SIM_SEED         any string; changes the UUIDs (two simulated machines on one host)
  *   GRIDLEASE_SIM_UNSUPPORTED  comma list of fields answering NVML_ERROR_NOT_SUPPORTED:
- *                              utilization, temperature, power, power_limit, mig, compute_capability
+ *                              utilization, temperature, power, power_limit, mig,
+ *                              compute_capability, ecc, remapped_rows
  *   GRIDLEASE_SIM_UTILIZATION  GPU utilisation in percent reported by every device (default 0)
  *
  * Hardware faults, each a comma list of board positions (0-based over GRIDLEASE_SIM_GPUS, so
@@ -25,8 +26,26 @@
  *   GRIDLEASE_SIM_XID          XID errors, "position:xid" comma list (e.g. "1:79,1:48"): each
  *                              event set that registered the board for XID critical errors
  *                              receives them once, in order (nvmlEventSetWait_v2)
+ *   GRIDLEASE_SIM_ECC          boards with one uncorrectable ECC error in the volatile counter
+ *                              (nvmlDeviceGetTotalEccErrors; boards without ECC ignore it)
+ *   GRIDLEASE_SIM_REMAP        boards whose row remapping failed (nvmlDeviceGetRemappedRows
+ *                              failureOccurred; only boards that remap rows, h100 and a100)
  * A board's UUID and PCI bus id come from its position, not its NVML index, so they stay put
  * when an earlier board is absent.
+ *
+ * Faults injected while the library is in use (a running agent keeps an NVML session open for
+ * its XID watcher, so the variables above are never read again):
+ *   GRIDLEASE_SIM_FAULT_FILE   a file holding fault text, "lost=3;ecc=1;remap=0;xid=2:79,2:13"
+ *                              (kinds lost, ecc, remap, xid; separated by ';' or white space).
+ *                              Every device query and every event wait looks at the
+ *                              file's inode, size and mtime and reads it again when they
+ *                              changed, so replace it atomically (write, then rename). Its
+ *                              faults add to those of the variables; a missing or empty file
+ *                              adds none. XIDs are events: each event set delivers each entry
+ *                              once, by its place in the list, so a later version of the file
+ *                              keeps the earlier XIDs in front and appends new ones. A malformed
+ *                              file is reported once on stderr and changes nothing.
+ *                              (`simulation.write_fault_file` validates and writes it.)
  *
  * Build flags: -DSIM_OMIT_MIG_MODE leaves nvmlDeviceGetMigMode out, so a test can see how the
  * inventory meets a driver that lacks a function.
@@ -35,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef int nvmlReturn_t;
@@ -51,6 +71,9 @@ enum {
 
 #define MAX_DEVICES 64
 #define MAX_XIDS 64
+#define FAULT_TEXT_MAX 4096
+#define NVML_MEMORY_ERROR_TYPE_UNCORRECTED 1
+#define NVML_VOLATILE_ECC 0
 #define XID_CRITICAL_ERROR 0x8ULL /* nvmlEventTypeXidCriticalError */
 #define EXPORT __attribute__((visibility("default")))
 
@@ -88,27 +111,32 @@ typedef struct {
     unsigned int pci_device_id;
     unsigned int pci_subsystem_id;
     int mig_capable;
+    int ecc;       /* ECC counters readable (ECC on, as shipped) */
+    int row_remap; /* HBM boards remap rows instead of retiring pages */
 } profile_t;
 
 /* Names, memory sizes and ids as NVML reports them on these boards. */
 static const profile_t PROFILES[] = {
     {"h100", "NVIDIA H100 80GB HBM3", 85520809984ULL, 566231040ULL, 9, 0, 700000, 72000,
-     0x233010DE, 0x16C110DE, 1},
+     0x233010DE, 0x16C110DE, 1, 1, 1},
     {"a100", "NVIDIA A100-SXM4-80GB", 85899345920ULL, 444596224ULL, 8, 0, 400000, 61000,
-     0x20B210DE, 0x147F10DE, 1},
+     0x20B210DE, 0x147F10DE, 1, 1, 1},
     {"l40s", "NVIDIA L40S", 48305799168ULL, 553648128ULL, 8, 9, 350000, 36000, 0x26B910DE,
-     0x185110DE, 0},
+     0x185110DE, 0, 1, 0},
     {"t4", "Tesla T4", 16106127360ULL, 264241152ULL, 7, 5, 70000, 9000, 0x1EB810DE, 0x12A210DE,
-     0},
+     0, 1, 0},
+    /* GeForce boards ship with ECC off: its counters answer NOT_SUPPORTED. */
     {"rtx4090", "NVIDIA GeForce RTX 4090", 25757220864ULL, 413138944ULL, 8, 9, 450000, 21000,
-     0x268410DE, 0x889C1043, 0},
+     0x268410DE, 0x889C1043, 0, 0, 0},
 };
 
 typedef struct {
     const profile_t *profile;
     unsigned int index;    /* NVML enumeration index */
     unsigned int position; /* board position in GRIDLEASE_SIM_GPUS: decides UUID and PCI bus */
-    int lost;
+    int lost;         /* these three: the variables' faults or the fault file's */
+    int ecc;          /* uncorrectable volatile ECC errors */
+    int remap_failed; /* row remapping failed */
     int mig;
     char uuid[48];
 } sim_device_t;
@@ -122,11 +150,34 @@ static char unsupported[256];
 static char absent[256];
 static char lost[256];
 static char mig[256];
-static struct {
+static char ecc[256];
+static char remap[256];
+typedef struct {
     unsigned int position;
     unsigned long long xid;
-} xids[MAX_XIDS];
+} xid_t;
+/* The variable's XIDs first (env_xid_count of them), then the fault file's. */
+static xid_t xids[MAX_XIDS];
 static unsigned int xid_count;
+static unsigned int env_xid_count;
+static unsigned int position_count; /* boards configured, absent ones included */
+
+/* The fault file (GRIDLEASE_SIM_FAULT_FILE): what it held when last read. fault_lock guards
+ * it, the devices' lost/ecc/remap_failed flags and the XID list, which a thread may change
+ * while another queries (lock order: init_lock, then fault_lock). */
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static char fault_file[512];
+static struct {
+    int valid; /* 0: read the file at the next look */
+    int present;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} fault_stamp;
+static char file_lost[256];
+static char file_ecc[256];
+static char file_remap[256];
 
 /* An event set: which boards (by position) are registered for XIDs, and how many of the
  * configured XIDs it has delivered. */
@@ -228,29 +279,125 @@ static void copy_env(char *dst, size_t size, const char *name) {
     snprintf(dst, size, "%s", value ? value : "");
 }
 
-/* Parses GRIDLEASE_SIM_XID ("1:79,3:48") against `total` boards. */
-static nvmlReturn_t configure_xids(unsigned int total) {
-    const char *p = getenv("GRIDLEASE_SIM_XID");
-    xid_count = 0;
+/* Parses "1:79,3:48" (NULL or "" for none) into out[0..capacity) against position_count
+ * boards; returns how many, or -1 when malformed or too many. */
+static int parse_xids(const char *p, xid_t *out, unsigned int capacity) {
+    unsigned int n = 0;
     while (p && *p) {
         char *end;
         unsigned long position = strtoul(p, &end, 10);
-        if (end == p || *end != ':' || position >= total || xid_count == MAX_XIDS)
-            return NVML_ERROR_INVALID_ARGUMENT;
+        if (end == p || *end != ':' || position >= position_count || n == capacity)
+            return -1;
         const char *xid = end + 1;
         unsigned long long value = strtoull(xid, &end, 10);
         if (end == xid || value == 0)
-            return NVML_ERROR_INVALID_ARGUMENT;
-        xids[xid_count].position = (unsigned int)position;
-        xids[xid_count].xid = value;
-        xid_count++;
+            return -1;
+        out[n].position = (unsigned int)position;
+        out[n].xid = value;
+        n++;
         if (*end == ',')
             end++;
         else if (*end != '\0')
-            return NVML_ERROR_INVALID_ARGUMENT;
+            return -1;
         p = end;
     }
-    return NVML_SUCCESS;
+    return (int)n;
+}
+
+/* Sets each device's fault flags from the variables' lists and the fault file's. Caller holds
+ * fault_lock. */
+static void apply_faults_locked(void) {
+    for (unsigned int i = 0; i < device_count; i++) {
+        sim_device_t *d = &devices[i];
+        d->lost = list_has(lost, d->position) || list_has(file_lost, d->position);
+        d->ecc = list_has(ecc, d->position) || list_has(file_ecc, d->position);
+        d->remap_failed = list_has(remap, d->position) || list_has(file_remap, d->position);
+    }
+}
+
+/* Copies a fault file's position list into dst; 0 if it is well formed and fits. */
+static int take_list(char *dst, size_t size, const char *value) {
+    if (strlen(value) >= size || !list_valid(value, position_count))
+        return -1;
+    snprintf(dst, size, "%s", value);
+    return 0;
+}
+
+/* Parses fault file text ("lost=3;xid=2:79", modified in place) and, only if all of it is
+ * well formed, makes it the file's faults. Caller holds fault_lock. */
+static int read_fault_text(char *text) {
+    char new_lost[sizeof file_lost] = "", new_ecc[sizeof file_ecc] = "";
+    char new_remap[sizeof file_remap] = "";
+    xid_t new_xids[MAX_XIDS];
+    int new_xid_count = 0;
+    char *save = NULL;
+    for (char *part = strtok_r(text, "; \t\r\n", &save); part;
+         part = strtok_r(NULL, "; \t\r\n", &save)) {
+        char *value = strchr(part, '=');
+        if (!value)
+            return -1;
+        *value++ = '\0';
+        int bad;
+        if (strcmp(part, "lost") == 0)
+            bad = take_list(new_lost, sizeof new_lost, value);
+        else if (strcmp(part, "ecc") == 0)
+            bad = take_list(new_ecc, sizeof new_ecc, value);
+        else if (strcmp(part, "remap") == 0)
+            bad = take_list(new_remap, sizeof new_remap, value);
+        else if (strcmp(part, "xid") == 0)
+            bad = (new_xid_count = parse_xids(value, new_xids, MAX_XIDS - env_xid_count)) < 0;
+        else
+            bad = 1; /* absent and mig change enumeration: only at nvmlInit */
+        if (bad)
+            return -1;
+    }
+    memcpy(file_lost, new_lost, sizeof file_lost);
+    memcpy(file_ecc, new_ecc, sizeof file_ecc);
+    memcpy(file_remap, new_remap, sizeof file_remap);
+    memcpy(&xids[env_xid_count], new_xids, (size_t)new_xid_count * sizeof new_xids[0]);
+    xid_count = env_xid_count + (unsigned int)new_xid_count;
+    return 0;
+}
+
+/* Reads the fault file again if it changed since the last look. Caller holds fault_lock. */
+static void refresh_faults_locked(void) {
+    if (!fault_file[0])
+        return;
+    struct stat st;
+    int present = stat(fault_file, &st) == 0;
+    if (fault_stamp.valid && present == fault_stamp.present &&
+        (!present || (st.st_dev == fault_stamp.dev && st.st_ino == fault_stamp.ino &&
+                      st.st_size == fault_stamp.size &&
+                      st.st_mtim.tv_sec == fault_stamp.mtime.tv_sec &&
+                      st.st_mtim.tv_nsec == fault_stamp.mtime.tv_nsec)))
+        return;
+    fault_stamp.valid = 1;
+    fault_stamp.present = present;
+    if (present) {
+        fault_stamp.dev = st.st_dev;
+        fault_stamp.ino = st.st_ino;
+        fault_stamp.size = st.st_size;
+        fault_stamp.mtime = st.st_mtim;
+    }
+    char text[FAULT_TEXT_MAX] = "";
+    FILE *f = present ? fopen(fault_file, "r") : NULL;
+    size_t n = f ? fread(text, 1, sizeof text, f) : 0;
+    if (f)
+        fclose(f);
+    if (n == sizeof text || read_fault_text(text) != 0) {
+        fprintf(stderr, "gridlease nvml-sim: malformed fault file %s ignored\n", fault_file);
+        return;
+    }
+    apply_faults_locked();
+}
+
+/* One fault flag of a device as it is now (the fault file read again if it changed). */
+static int fault_flag(const int *flag) {
+    pthread_mutex_lock(&fault_lock);
+    refresh_faults_locked();
+    int value = *flag;
+    pthread_mutex_unlock(&fault_lock);
+    return value;
 }
 
 /* Parses GRIDLEASE_SIM_GPUS ("h100:8,t4:1"); any malformed part fails the whole init. */
@@ -265,6 +412,8 @@ static nvmlReturn_t configure(void) {
     copy_env(absent, sizeof absent, "GRIDLEASE_SIM_ABSENT");
     copy_env(lost, sizeof lost, "GRIDLEASE_SIM_LOST");
     copy_env(mig, sizeof mig, "GRIDLEASE_SIM_MIG");
+    copy_env(ecc, sizeof ecc, "GRIDLEASE_SIM_ECC");
+    copy_env(remap, sizeof remap, "GRIDLEASE_SIM_REMAP");
     utilization_pct = util ? (unsigned int)strtoul(util, NULL, 10) : 0;
     if (utilization_pct > 100)
         return NVML_ERROR_INVALID_ARGUMENT;
@@ -290,7 +439,6 @@ static nvmlReturn_t configure(void) {
             d->profile = profile;
             d->index = device_count;
             d->position = position;
-            d->lost = list_has(lost, position);
             d->mig = list_has(mig, position);
             make_uuid(d, seed ? seed : "");
             device_count++;
@@ -301,10 +449,20 @@ static nvmlReturn_t configure(void) {
             return NVML_ERROR_INVALID_ARGUMENT;
         p = end;
     }
+    position_count = position;
     if (!list_valid(absent, position) || !list_valid(lost, position) ||
-        !list_valid(mig, position))
+        !list_valid(mig, position) || !list_valid(ecc, position) || !list_valid(remap, position))
         return NVML_ERROR_INVALID_ARGUMENT;
-    return configure_xids(position);
+    pthread_mutex_lock(&fault_lock);
+    int count = parse_xids(getenv("GRIDLEASE_SIM_XID"), xids, MAX_XIDS);
+    env_xid_count = xid_count = count < 0 ? 0 : (unsigned int)count;
+    /* A new configuration starts from the variables alone; the file is read at first use. */
+    copy_env(fault_file, sizeof fault_file, "GRIDLEASE_SIM_FAULT_FILE");
+    file_lost[0] = file_ecc[0] = file_remap[0] = '\0';
+    fault_stamp.valid = 0;
+    apply_faults_locked();
+    pthread_mutex_unlock(&fault_lock);
+    return count < 0 ? NVML_ERROR_INVALID_ARGUMENT : NVML_SUCCESS;
 }
 
 /* A handle is a pointer into `devices`; checked so a stale or foreign handle cannot crash us. */
@@ -321,7 +479,7 @@ static nvmlReturn_t query(void *handle, sim_device_t **out) {
     sim_device_t *d = device_of(handle);
     if (!d)
         return NVML_ERROR_INVALID_ARGUMENT;
-    if (d->lost)
+    if (fault_flag(&d->lost))
         return NVML_ERROR_GPU_IS_LOST;
     *out = d;
     return NVML_SUCCESS;
@@ -521,6 +679,37 @@ EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *handle, unsigned int *
     return NVML_SUCCESS;
 }
 
+/* Only uncorrectable errors are injected (GRIDLEASE_SIM_ECC: one), volatile and aggregate
+ * alike; correctable counters read 0. */
+EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(void *handle, unsigned int error_type,
+                                                unsigned int counter_type,
+                                                unsigned long long *count) {
+    QUERY(handle, d);
+    if (!count || error_type > NVML_MEMORY_ERROR_TYPE_UNCORRECTED || counter_type > 1)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!d->profile->ecc || is_unsupported("ecc"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    int injected = fault_flag(&d->ecc);
+    *count = error_type == NVML_MEMORY_ERROR_TYPE_UNCORRECTED ? (unsigned long long)injected : 0;
+    return NVML_SUCCESS;
+}
+
+/* GRIDLEASE_SIM_REMAP sets failureOccurred only; the row counts stay 0. */
+EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(void *handle, unsigned int *corr_rows,
+                                              unsigned int *unc_rows, unsigned int *is_pending,
+                                              unsigned int *failure_occurred) {
+    QUERY(handle, d);
+    if (!corr_rows || !unc_rows || !is_pending || !failure_occurred)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!d->profile->row_remap || is_unsupported("remapped_rows"))
+        return NVML_ERROR_NOT_SUPPORTED;
+    *corr_rows = 0;
+    *unc_rows = 0;
+    *is_pending = 0;
+    *failure_occurred = (unsigned int)fault_flag(&d->remap_failed);
+    return NVML_SUCCESS;
+}
+
 #ifndef SIM_OMIT_MIG_MODE
 EXPORT nvmlReturn_t nvmlDeviceGetMigMode(void *handle, unsigned int *current,
                                          unsigned int *pending) {
@@ -567,6 +756,8 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsign
     event_set_t *events = (event_set_t *)set;
     if (!events || !data)
         return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&fault_lock);
+    refresh_faults_locked();
     while (events->delivered < xid_count) {
         unsigned int i = events->delivered++;
         sim_device_t *d = device_at(xids[i].position);
@@ -578,8 +769,10 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsign
         data->eventData = xids[i].xid;
         data->gpuInstanceId = 0xFFFFFFFF;
         data->computeInstanceId = 0xFFFFFFFF;
+        pthread_mutex_unlock(&fault_lock);
         return NVML_SUCCESS;
     }
+    pthread_mutex_unlock(&fault_lock);
     struct timespec pause = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
     nanosleep(&pause, NULL);
     return NVML_ERROR_TIMEOUT;

@@ -80,6 +80,7 @@ def test_other_customers_lease_is_not_found(
     ).json()["lease_id"]
     for method, path in (
         ("GET", f"/v1/leases/{lease_id}"),
+        ("GET", f"/v1/leases/{lease_id}/gpus"),
         ("POST", f"/v1/leases/{lease_id}/terminate"),
         ("POST", f"/v1/leases/{lease_id}/cancel"),
     ):
@@ -87,6 +88,10 @@ def test_other_customers_lease_is_not_found(
         assert reply.status_code == 404 and reply.json()["detail"] == "Lease not found"
     assert client.get("/v1/leases", headers=stranger.headers).json()["count"] == 0
     assert client.get(f"/v1/leases/{lease_id}", headers=owner.headers).status_code == 200
+    # The owner is let through to the node, which listens on a closed port here.
+    gpus = client.get(f"/v1/leases/{lease_id}/gpus", headers=owner.headers)
+    assert (gpus.status_code, gpus.json()["code"]) == (503, "NodeUnreachable")
+    assert int(gpus.headers["Retry-After"]) >= 1
 
 
 def test_create_lease_insufficient_funds_is_402_and_not_recorded(

@@ -1,4 +1,5 @@
-"""Leases: create (idempotent with Idempotency-Key), list, read, extend, terminate, cancel."""
+"""Leases: create (idempotent with Idempotency-Key), list, read, extend, terminate, cancel, and
+the lease's GPUs as its node reports them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.customer_api.models import (
     MAX_LEASE_BLOCKS,
     LeaseCreate,
     LeaseExtend,
+    LeaseGpusPublic,
     LeasePublic,
     LeaseRecord,
     LeasesPublic,
@@ -123,6 +125,20 @@ def read_lease(lease_id: LeaseId, leasing: LeasingDep) -> LeasePublic:
     """One lease: its state from the chain, and once running the node's connection details."""
     record = leasing.refresh(_own(leasing, lease_id))
     return leasing.public(record, with_connection=True)
+
+
+@router.get(
+    "/{lease_id}/gpus",
+    response_model=LeaseGpusPublic,
+    responses=errors(401, 404, 409, 422, 502, 503),
+)
+def read_lease_gpus(lease_id: LeaseId, leasing: LeasingDep) -> LeaseGpusPublic:
+    """The lease's GPUs as its node reports them: per GPU the latest utilisation, memory,
+    temperature and power, XID count and health, and a short history (readings every
+    `sample_interval_ms`, at most `history_limit`). Only the lease's customer sees them; the
+    node checks a request signed with the customer's key. 409 once the lease ended, 503 while
+    the node does not answer."""
+    return leasing.gpus(_own(leasing, lease_id))
 
 
 @router.post(

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gridlease/v1/node.proto\x12\x0cgridlease.v1\"\\\n\x15SubmitWorkloadRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x0c\n\x04spec\x18\x02 \x01(\x0c\x12\x10\n\x08\x63ustomer\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"i\n\x16SubmitWorkloadResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\")\n\x15GetLeaseStatusRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\"\xc8\x01\n\x16GetLeaseStatusResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x10\n\x08ssh_port\x18\x05 \x01(\r\x12(\n\x05ports\x18\x06 \x03(\x0b\x32\x19.gridlease.v1.ExposedPort\x12\x13\n\x0b\x63hain_state\x18\x07 \x01(\t\"8\n\x0b\x45xposedPort\x12\x16\n\x0e\x63ontainer_port\x18\x01 \x01(\r\x12\x11\n\thost_port\x18\x02 \x01(\r*\xc4\x01\n\x0eWorkloadStatus\x12\x1f\n\x1bWORKLOAD_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17WORKLOAD_STATUS_PENDING\x10\x01\x12\x1b\n\x17WORKLOAD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16WORKLOAD_STATUS_FAILED\x10\x03\x12\x1e\n\x1aWORKLOAD_STATUS_TERMINATED\x10\x04\x12\x1b\n\x17WORKLOAD_STATUS_UNKNOWN\x10\x05\x32\xc7\x01\n\x0bNodeService\x12[\n\x0eSubmitWorkload\x12#.gridlease.v1.SubmitWorkloadRequest\x1a$.gridlease.v1.SubmitWorkloadResponse\x12[\n\x0eGetLeaseStatus\x12#.gridlease.v1.GetLeaseStatusRequest\x1a$.gridlease.v1.GetLeaseStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gridlease/v1/node.proto\x12\x0cgridlease.v1\"\\\n\x15SubmitWorkloadRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x0c\n\x04spec\x18\x02 \x01(\x0c\x12\x10\n\x08\x63ustomer\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"i\n\x16SubmitWorkloadResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\")\n\x15GetLeaseStatusRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\"\xc8\x01\n\x16GetLeaseStatusResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.gridlease.v1.WorkloadStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x10\n\x08ssh_port\x18\x05 \x01(\r\x12(\n\x05ports\x18\x06 \x03(\x0b\x32\x19.gridlease.v1.ExposedPort\x12\x13\n\x0b\x63hain_state\x18\x07 \x01(\t\"8\n\x0b\x45xposedPort\x12\x16\n\x0e\x63ontainer_port\x18\x01 \x01(\r\x12\x11\n\thost_port\x18\x02 \x01(\r\"q\n\x13GetLeaseGpusRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63ustomer\x18\x02 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\x12\r\n\x05nonce\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"\xd9\x01\n\tGpuSample\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\x12\x1c\n\x0futilization_pct\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x1e\n\x11memory_used_bytes\x18\x03 \x01(\x04H\x01\x88\x01\x01\x12\x1a\n\rtemperature_c\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x14\n\x07power_w\x18\x05 \x01(\x01H\x03\x88\x01\x01\x42\x12\n\x10_utilization_pctB\x14\n\x12_memory_used_bytesB\x10\n\x0e_temperature_cB\n\n\x08_power_w\"\x85\x02\n\x08LeaseGpu\x12\x0c\n\x04slot\x18\x01 \x01(\r\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1a\n\x12memory_total_bytes\x18\x04 \x01(\x04\x12(\n\x07\x63urrent\x18\x05 \x01(\x0b\x32\x17.gridlease.v1.GpuSample\x12\x16\n\txid_count\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x08last_xid\x18\x07 \x01(\r\x12\x0f\n\x07healthy\x18\x08 \x01(\x08\x12\x15\n\rhealth_reason\x18\t \x01(\t\x12(\n\x07history\x18\n \x03(\x0b\x32\x17.gridlease.v1.GpuSampleB\x0c\n\n_xid_count\"\x81\x01\n\x14GetLeaseGpusResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12$\n\x04gpus\x18\x02 \x03(\x0b\x32\x16.gridlease.v1.LeaseGpu\x12\x1a\n\x12sample_interval_ms\x18\x03 \x01(\r\x12\x15\n\rhistory_limit\x18\x04 \x01(\r*\xc4\x01\n\x0eWorkloadStatus\x12\x1f\n\x1bWORKLOAD_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17WORKLOAD_STATUS_PENDING\x10\x01\x12\x1b\n\x17WORKLOAD_STATUS_RUNNING\x10\x02\x12\x1a\n\x16WORKLOAD_STATUS_FAILED\x10\x03\x12\x1e\n\x1aWORKLOAD_STATUS_TERMINATED\x10\x04\x12\x1b\n\x17WORKLOAD_STATUS_UNKNOWN\x10\x05\x32\x9e\x02\n\x0bNodeService\x12[\n\x0eSubmitWorkload\x12#.gridlease.v1.SubmitWorkloadRequest\x1a$.gridlease.v1.SubmitWorkloadResponse\x12[\n\x0eGetLeaseStatus\x12#.gridlease.v1.GetLeaseStatusRequest\x1a$.gridlease.v1.GetLeaseStatusResponse\x12U\n\x0cGetLeaseGpus\x12!.gridlease.v1.GetLeaseGpusRequest\x1a\".gridlease.v1.GetLeaseGpusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gridlease.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKLOADSTATUS']._serialized_start=547
-  _globals['_WORKLOADSTATUS']._serialized_end=743
+  _globals['_WORKLOADSTATUS']._serialized_start=1278
+  _globals['_WORKLOADSTATUS']._serialized_end=1474
   _globals['_SUBMITWORKLOADREQUEST']._serialized_start=41
   _globals['_SUBMITWORKLOADREQUEST']._serialized_end=133
   _globals['_SUBMITWORKLOADRESPONSE']._serialized_start=135
@@ -43,6 +43,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETLEASESTATUSRESPONSE']._serialized_end=486
   _globals['_EXPOSEDPORT']._serialized_start=488
   _globals['_EXPOSEDPORT']._serialized_end=544
-  _globals['_NODESERVICE']._serialized_start=746
-  _globals['_NODESERVICE']._serialized_end=945
+  _globals['_GETLEASEGPUSREQUEST']._serialized_start=546
+  _globals['_GETLEASEGPUSREQUEST']._serialized_end=659
+  _globals['_GPUSAMPLE']._serialized_start=662
+  _globals['_GPUSAMPLE']._serialized_end=879
+  _globals['_LEASEGPU']._serialized_start=882
+  _globals['_LEASEGPU']._serialized_end=1143
+  _globals['_GETLEASEGPUSRESPONSE']._serialized_start=1146
+  _globals['_GETLEASEGPUSRESPONSE']._serialized_end=1275
+  _globals['_NODESERVICE']._serialized_start=1477
+  _globals['_NODESERVICE']._serialized_end=1763
 # @@protoc_insertion_point(module_scope)

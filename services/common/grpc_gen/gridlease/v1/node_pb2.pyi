@@ -75,3 +75,67 @@ class ExposedPort(_message.Message):
     container_port: int
     host_port: int
     def __init__(self, container_port: _Optional[int] = ..., host_port: _Optional[int] = ...) -> None: ...
+
+class GetLeaseGpusRequest(_message.Message):
+    __slots__ = ("lease_id", "customer", "timestamp_ms", "nonce", "signature")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    customer: str
+    timestamp_ms: int
+    nonce: bytes
+    signature: bytes
+    def __init__(self, lease_id: _Optional[int] = ..., customer: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class GpuSample(_message.Message):
+    __slots__ = ("timestamp_ms", "utilization_pct", "memory_used_bytes", "temperature_c", "power_w")
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    UTILIZATION_PCT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_C_FIELD_NUMBER: _ClassVar[int]
+    POWER_W_FIELD_NUMBER: _ClassVar[int]
+    timestamp_ms: int
+    utilization_pct: int
+    memory_used_bytes: int
+    temperature_c: int
+    power_w: float
+    def __init__(self, timestamp_ms: _Optional[int] = ..., utilization_pct: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., temperature_c: _Optional[int] = ..., power_w: _Optional[float] = ...) -> None: ...
+
+class LeaseGpu(_message.Message):
+    __slots__ = ("slot", "uuid", "model", "memory_total_bytes", "current", "xid_count", "last_xid", "healthy", "health_reason", "history")
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    XID_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_XID_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_REASON_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    slot: int
+    uuid: str
+    model: str
+    memory_total_bytes: int
+    current: GpuSample
+    xid_count: int
+    last_xid: int
+    healthy: bool
+    health_reason: str
+    history: _containers.RepeatedCompositeFieldContainer[GpuSample]
+    def __init__(self, slot: _Optional[int] = ..., uuid: _Optional[str] = ..., model: _Optional[str] = ..., memory_total_bytes: _Optional[int] = ..., current: _Optional[_Union[GpuSample, _Mapping]] = ..., xid_count: _Optional[int] = ..., last_xid: _Optional[int] = ..., healthy: _Optional[bool] = ..., health_reason: _Optional[str] = ..., history: _Optional[_Iterable[_Union[GpuSample, _Mapping]]] = ...) -> None: ...
+
+class GetLeaseGpusResponse(_message.Message):
+    __slots__ = ("lease_id", "gpus", "sample_interval_ms", "history_limit")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    gpus: _containers.RepeatedCompositeFieldContainer[LeaseGpu]
+    sample_interval_ms: int
+    history_limit: int
+    def __init__(self, lease_id: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[LeaseGpu, _Mapping]]] = ..., sample_interval_ms: _Optional[int] = ..., history_limit: _Optional[int] = ...) -> None: ...

@@ -45,6 +45,11 @@ class NodeServiceStub:
                 request_serializer=gridlease_dot_v1_dot_node__pb2.GetLeaseStatusRequest.SerializeToString,
                 response_deserializer=gridlease_dot_v1_dot_node__pb2.GetLeaseStatusResponse.FromString,
                 _registered_method=True)
+        self.GetLeaseGpus = channel.unary_unary(
+                '/gridlease.v1.NodeService/GetLeaseGpus',
+                request_serializer=gridlease_dot_v1_dot_node__pb2.GetLeaseGpusRequest.SerializeToString,
+                response_deserializer=gridlease_dot_v1_dot_node__pb2.GetLeaseGpusResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -66,6 +71,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLeaseGpus(self, request, context):
+        """GetLeaseGpus reports the readings, XIDs and health of a lease's GPUs, now and over a short
+        history, to the lease's customer only (a signed, fresh request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +91,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.GetLeaseStatus,
                     request_deserializer=gridlease_dot_v1_dot_node__pb2.GetLeaseStatusRequest.FromString,
                     response_serializer=gridlease_dot_v1_dot_node__pb2.GetLeaseStatusResponse.SerializeToString,
+            ),
+            'GetLeaseGpus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLeaseGpus,
+                    request_deserializer=gridlease_dot_v1_dot_node__pb2.GetLeaseGpusRequest.FromString,
+                    response_serializer=gridlease_dot_v1_dot_node__pb2.GetLeaseGpusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +153,33 @@ class NodeService:
             '/gridlease.v1.NodeService/GetLeaseStatus',
             gridlease_dot_v1_dot_node__pb2.GetLeaseStatusRequest.SerializeToString,
             gridlease_dot_v1_dot_node__pb2.GetLeaseStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLeaseGpus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridlease.v1.NodeService/GetLeaseGpus',
+            gridlease_dot_v1_dot_node__pb2.GetLeaseGpusRequest.SerializeToString,
+            gridlease_dot_v1_dot_node__pb2.GetLeaseGpusResponse.FromString,
             options,
             channel_credentials,
             insecure,
