@@ -84,8 +84,10 @@ def test_spec_from_wasm_equals_native_but_for_the_clock(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def chain_from_wasm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevChain]:
-    if not WASM.is_file():
-        pytest.skip(f"the runtime's wasm is not built ({WASM})")
+    assert WASM.is_file(), (
+        f"the runtime's wasm is not built ({WASM}): run bash chain/scripts/build.sh "
+        "(the chain build phase of ./gridlease test)"
+    )
     out = tmp_path_factory.mktemp("spec-from-wasm")
     write_from_wasm(WASM, out / "gridlease-dev.json")
     spec = str(out / "gridlease-dev.json")
