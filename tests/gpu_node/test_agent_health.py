@@ -2,10 +2,12 @@
 runtime, a real seed, Podman containers, and a node agent on 8 SIMULATED H100s whose faults are
 injected while it runs (the stand-in's fault file, GRIDLEASE_SIM_FAULT_FILE).
 
-Three running leases A, B, C on one machine. A critical XID (79) on one of A's GPUs stops A's
+Four running leases A, B, C, D on one machine. A critical XID (79) on one of A's GPUs stops A's
 accrual within one heartbeat; an application XID (13) on B's changes nothing; an uncorrectable
-ECC error on C's stops C. After UnhealthyGrace, A's customer ends it: the unpaid part is
-refunded and the bond compensates. B was paid past the block A stopped.
+ECC error on C's stops C; D's GPU is lost (NVML's GPU-is-lost): D stops, and the node keeps the
+slot on chain while D runs, so that D is not ended GpusRemoved without compensation. After
+UnhealthyGrace, A's customer ends A and anyone ends D: the unpaid part is refunded and the bond
+compensates; then the lost slot leaves the chain. B was paid past the block A stopped.
 """
 
 from __future__ import annotations
@@ -75,9 +77,9 @@ def test_unhealthy_gpus_stop_their_leases_pay_and_the_others_keep_paying(
 ) -> None:
     machine_id = _machine_id(node)
     spec = SimSpec.parse(GPUS)
-    a, b, c = (_running_lease(chain, node, machine_id) for _ in range(3))
-    a0, b0, c0 = _first_slot(a), _first_slot(b), _first_slot(c)
-    assert len({a0, b0, c0}) == 3
+    a, b, c, d = (_running_lease(chain, node, machine_id) for _ in range(4))
+    a0, b0, c0, d0 = _first_slot(a), _first_slot(b), _first_slot(c), _first_slot(d)
+    assert len({a0, b0, c0, d0}) == 4
 
     # A critical XID on A's GPU and an application XID on B's.
     injected_block = chain.block_number()
@@ -124,6 +126,21 @@ def test_unhealthy_gpus_stop_their_leases_pay_and_the_others_keep_paying(
     machine = chain.machine(machine_id)
     assert machine is not None and machine.unhealthy_gpus == (1 << a0) | (1 << c0)
 
+    # D's GPU is lost. D stops; the slot stays on chain through two agreeing NVML reads and
+    # the plans after them, because a running lease holds it.
+    write_fault_file(fault_file, spec, f"xid={a0}:79,{b0}:13;ecc={c0};lost={d0}")
+    d_now = wait_for(lambda: unhealthy(d.lease_id), what="lease D to turn unhealthy")
+    runs = node.metric("gridlease_node_reconcile_seconds_count")
+    wait_for(
+        lambda: node.metric("gridlease_node_reconcile_seconds_count") >= runs + 3,
+        what="three reconcile runs after the loss",
+    )
+    machine = chain.machine(machine_id)
+    assert machine is not None and machine.gpus_present >> d0 & 1
+    assert chain.lease(d.lease_id) is not None
+    healthy = {s["slot"]: (s["reason"], v) for s, v in node.samples("gridlease_gpu_healthy")}
+    assert healthy[str(d0)] == ("lost", 0.0)
+
     # A's customer may end it only after the grace; then refund and compensation.
     bob = dev_key("Bob")
     with pytest.raises(ExtrinsicFailed) as refused:
@@ -140,6 +157,20 @@ def test_unhealthy_gpus_stop_their_leases_pay_and_the_others_keep_paying(
     served = stopped_at - a.started_at
     assert money["paid"] + money["fee"] == a.price_per_gpu_block * a.gpus * served
     assert money["refunded"] > 0 and money["compensation"] > 0
+
+    # Anyone ends D (its grace has passed too): refunded and compensated, not GpusRemoved.
+    chain.dev_new_blocks(max(d_now.unhealthy_since + grace + 1 - chain.block_number(), 0))
+    d_end = chain.gpu_rental(dev_key("Dave"), "report_downtime", lease_id=d.lease_id)
+    assert _lease_end_reason(chain, d.lease_id, d.created_at) == "Failed"
+    d_money = lease_settlement(chain, d.lease_id, d.created_at, d_end.block_number)
+    assert d_money["refunded"] > 0 and d_money["compensation"] > 0
+
+    # With no lease on it any more, the lost slot leaves the chain.
+    def slot_removed() -> bool:
+        found = chain.machine(machine_id)
+        return found is not None and not found.gpus_present >> d0 & 1
+
+    wait_for(slot_removed, what="update_gpus taking the lost slot off the chain")
 
     # B kept paying past the block A stopped: end it and count.
     b_end = chain.gpu_rental(bob, "terminate_lease", lease_id=b.lease_id)

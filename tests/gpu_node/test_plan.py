@@ -311,6 +311,18 @@ def test_gpu_target_changes_only_slots_both_reads_agree_on() -> None:
     assert gpu_target(0b0011, 0b0101, on_chain=0b1010) == 0b0011
 
 
+def test_a_running_lease_keeps_its_lost_gpu_on_chain_until_it_ends() -> None:
+    # Running lease 7 holds slots 0 and 1; slot 1 is lost. Taking it off the chain would end
+    # the lease GpusRemoved without compensation; the heartbeat reports it unhealthy instead,
+    # so the chain stops the lease's pay and lets its customer end it with compensation.
+    sick = view([running()], {7: SPEC}, {7: WorkloadPhase.RUNNING}, gpus=(0b001, 0b001, 0b111))
+    assert UpdateGpus(0b011) in plan(sick)  # slot 2 (free) goes, slot 1 (leased) stays
+    assert plan(view([running()], {7: SPEC}, {7: WorkloadPhase.RUNNING},
+                     gpus=(0b001, 0b001, 0b011))) == []  # fmt: skip
+    # Once the lease has ended, the slot goes.
+    assert plan(view([], {}, gpus=(0b001, 0b001, 0b011))) == [UpdateGpus(0b001)]
+
+
 def test_plan_holds_back_lease_on_missing_gpu_until_chain_ends_it() -> None:
     # Lease 7 holds slots 0 and 1; slot 1 is gone. No workload, no start; the chain's set
     # shrinks first, which ends the lease there.

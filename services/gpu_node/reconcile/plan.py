@@ -12,12 +12,16 @@ GPUs: the chain's GPU set of the machine (`gpus_present`) follows the slots the 
 (UpdateGpus); the chain ends the leases of removed slots. A slot changes on chain only when two
 NVML reads in a row agree on it (`gpu_target`): taking a slot off ends its leases for good, and
 one failed read must not do that. Until the chain has caught up, a lease holding a slot the
-node cannot run now gets no workload and no start.
+node cannot run now gets no workload and no start. A slot a *running* lease holds stays on chain
+until that lease ends: the heartbeat reports it unhealthy instead (health.py), so the lease stops
+paying and, after the chain's UnhealthyGrace, its customer is refunded and compensated from the
+bond; taking the slot off would end the lease GpusRemoved, refunded but not compensated, letting
+the provider's own node skip the compensation. Pending leases on it end at once, fully refunded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -220,6 +224,16 @@ def _rank(action: Action) -> tuple[int, int]:
     return (_ORDER.get(type(action), len(_ORDER)), lease_id)
 
 
+def _running_slots(leases: Iterable[LeaseFacts]) -> int:
+    """The slots running leases hold, as a mask: they stay on chain until the lease ends."""
+    mask = 0
+    for lease in leases:
+        if lease.state == "Running":
+            for slot in lease.gpu_indexes:
+                mask |= 1 << slot
+    return mask
+
+
 def gpu_target(usable: int, usable_before: int | None, on_chain: int) -> int:
     """The GPU set the chain should have: slots usable in both of the last two reads, plus
     slots the reads disagree on where the chain already has them (no change on one read)."""
@@ -233,6 +247,7 @@ def plan(view: View) -> list[Action]:
     actions = [a for lease_id in ids for a in _plan_lease(view, lease_id)]
     if view.gpus_usable is not None and view.gpus_on_chain is not None:
         target = gpu_target(view.gpus_usable, view.gpus_usable_before, view.gpus_on_chain)
+        target |= view.gpus_on_chain & _running_slots(view.leases.values())
         # Never empty: the chain refuses an empty set (InvalidGpuSet), and a machine with no
         # usable GPU has nothing to offer anyway; its leases wait for the GPUs or their end.
         if target and target != view.gpus_on_chain:
