@@ -3,7 +3,11 @@
 fn main() {
 	// The canonical path, as the runtime's own build names it: the wasm builder writes it into
 	// its wrapper project, and the same text keeps the two builds from rebuilding each other.
-	let runtime = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/Cargo.toml");
+	// Read when the script runs, not when it is compiled: cargo reuses a compiled build script
+	// across checkouts at other paths (its fingerprint holds no absolute path), so a path baked in
+	// with env!() can name a clone that no longer exists.
+	let here = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+	let runtime = std::path::Path::new(&here).join("../runtime/Cargo.toml");
 	let runtime = runtime.canonicalize().expect("chain/runtime/Cargo.toml exists");
 	substrate_wasm_builder::WasmBuilder::new()
 		.with_project(runtime)

@@ -4,7 +4,8 @@
 #    rust-src; Debian ships the std sources matching its compiler) and rust-lld;
 #  - core/alloc/compiler_builtins for wasm32v1-none, built from those sources once and installed
 #    into the toolchain's sysroot, so substrate-wasm-builder finds a working wasm target;
-#  - Chopsticks and Node 22 from the npm registry, into the cache (lockfile in chain/devchain).
+#  - Chopsticks and Node 22 from the npm registry, into the cache (lockfile in chain/devchain);
+#  - protoc, pkg-config and OpenSSL's headers, which the node's networking crates build with.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
@@ -14,6 +15,17 @@ if [ ! -x /usr/bin/rustc ] || ! /usr/bin/rustc --version | grep -q '1\.9[6-9]' |
   echo "==> apt: rustc-web cargo-web rust-web-src rust-web-llvm lld-22"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src rust-web-llvm lld-22 >/dev/null
+fi
+
+# The node's networking needs protoc (prost-build in litep2p and sc-network) and OpenSSL's
+# headers (WebRTC in litep2p): Debian's packages, once.
+need=()
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> apt: ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 sysroot_lib=/usr/lib/rustlib/wasm32v1-none/lib

@@ -566,6 +566,8 @@ class ChainClient:
         self.url = url
         self.timeout_s = timeout_s
         self._on_error = on_error
+        # Whether the chain builds blocks on request (Chopsticks' dev_newBlock); None: not known.
+        self._builds_on_request: bool | None = None
         self.submit_timeout_s = submit_timeout_s
         self.signer_locks: SignerLocks = signer_locks or PROCESS_SIGNER_LOCKS
         self._all = [_Connection() for _ in range(max(connections, 1))]
@@ -998,11 +1000,19 @@ class ChainClient:
         )
 
     # -- reads -----------------------------------------------------------------------------------
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        """The `result` of one JSON-RPC call (e.g. `system_health`); ChainError on an error."""
+        return self._call(lambda s: s.rpc_request(method, params).get("result"))
+
     def block_number(self, block_hash: str | None = None) -> int:
         return self._call(lambda s: int(s.get_block_number(block_hash)))
 
     def finalized_head(self) -> str:
         return self._call(lambda s: str(s.get_chain_finalised_head()))
+
+    def best_head(self) -> str:
+        """The hash of the best block (may be abandoned by a fork; see finalized_head)."""
+        return self._call(lambda s: str(s.get_chain_head()))
 
     def block_hash(self, number: int) -> str | None:
         """The hash of block `number`; None when the chain does not have it (yet)."""
@@ -1086,15 +1096,39 @@ class ChainClient:
     def _query(self, module: str, name: str, params: list[Any], block_hash: str | None) -> Any:
         return self._call(lambda s: s.query(module, name, params, block_hash=block_hash).value)
 
-    # -- dev chain only (Chopsticks) -------------------------------------------------------------
+    # -- making time pass (tests, demos) ---------------------------------------------------------
     def dev_new_blocks(self, count: int = 1) -> None:
-        """Asks the dev chain (Chopsticks) to build `count` empty blocks, so time passes. A
-        few per request: each request must be answered within timeout_s."""
-        left = count
-        while left > 0:
-            batch = min(left, 4)
-            self._call(functools.partial(_new_blocks, count=batch), retry=False)
-            left -= batch
+        """Makes `count` more blocks happen, so time passes on chain.
+
+        Chopsticks builds them at once on request (`dev_newBlock`, a few per request: each must be
+        answered within timeout_s). A real node has no such method (JSON-RPC error -32601) and
+        builds one block per slot on its own: then this waits until the best block is `count`
+        higher, at most three slots per block plus timeout_s, else ChainError."""
+        if self._builds_on_request is not False:
+            try:
+                self._call(functools.partial(_new_blocks, count=min(count, 4)), retry=False)
+                self._builds_on_request = True
+            except ChainError as e:
+                if self._builds_on_request or "-32601" not in str(e):
+                    raise
+                self._builds_on_request = False
+            else:
+                if count > 4:
+                    self.dev_new_blocks(count - 4)
+                return
+        self.wait_for_blocks(count)
+
+    def wait_for_blocks(self, count: int) -> int:
+        """Waits until the best block is `count` above what it is now; returns its number.
+        Waits at most three slots per block plus timeout_s, then ChainError."""
+        slot_s = 2 * int(self.constant("MinimumPeriod", "Timestamp")) / 1000
+        target = self.block_number() + count
+        deadline = time.monotonic() + 3 * slot_s * count + self.timeout_s
+        while (now := self.block_number()) < target:
+            if time.monotonic() > deadline:
+                raise ChainError(f"chain at {self.url}: block {now} of {target} after waiting")
+            time.sleep(min(slot_s / 4, 0.25))
+        return now
 
 
 def accepted_by_pool(

@@ -12,7 +12,7 @@ __all__ = ["register"]
 def _stack(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from services.devstack.stack import Stack
 
-    return Stack()
+    return Stack(chain=getattr(args, "chain", None) or "chopsticks")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -129,6 +129,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     sub = dev.add_subparsers(dest="dev_command", required=True, metavar="ACTION")
     up = sub.add_parser("up", help="set up what is missing, start everything, run the demo")
     up.add_argument("--no-demo", action="store_true", help="start the stack only")
+    up.add_argument(
+        "--chain", choices=["chopsticks", "node"], default="chopsticks",
+        help="the dev chain: Chopsticks (default: instant blocks, every block final, builds in "
+        "minutes) or our node (gridlease-node --dev: 1 s blocks, GRANDPA finality; its first "
+        "build takes over an hour here)",
+    )  # fmt: skip
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything").set_defaults(func=cmd_down)
     sub.add_parser("status", help="what runs and where").set_defaults(func=cmd_status)

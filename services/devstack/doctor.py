@@ -163,6 +163,24 @@ def _chain_caches(root: Path) -> list[Cache]:
     return out
 
 
+def _node_binary(root: Path) -> Cache:
+    """The node (chain/scripts/build-node.sh): not needed by `dev up` (Chopsticks is the default
+    dev chain), but by `dev up --chain node`, tests/chain_node and the three-validator e2e run."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or root / "cargo-target")
+    binary = target / "debug" / "gridlease-node"
+    build_time = "over an hour on 2 cores cold (about 1,000 crates); minutes after a change"
+    if not binary.exists():
+        return Cache("node (gridlease-node)", str(binary), "missing", "not built", False,
+                     build_time)  # fmt: skip
+    sources = _newest_source([REPO / "chain"])
+    fresh = binary.stat().st_mtime >= sources
+    return Cache(
+        "node (gridlease-node)", str(binary), "matches checkout" if fresh else "stale",
+        "newer than chain sources" if fresh else "chain sources changed since the build",
+        False, build_time,
+    )  # fmt: skip
+
+
 def _sshd_image() -> Cache:
     from services.gpu_node.runtime.images import ImageRecipe
 
@@ -214,6 +232,7 @@ def caches() -> list[Cache]:
     root = cache_root()
     return [
         *cold_start_caches(),
+        _node_binary(root),
         _script_check("test-cluster binaries", REPO / "deploy" / "testcluster" / "build.sh",
                       root / "k8s", "~10 min (k8s tests only)"),
         _script_check("Helm", REPO / "deploy" / "helm" / "build-helm.sh", root / "helm",

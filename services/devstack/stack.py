@@ -11,13 +11,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
 from services.common._chain import ChainClient, ChainUnavailable
 from services.devstack.processes import Process, StackState, port_open, wait_until
 
-__all__ = ["REPO", "SIGNERS", "BuildProgress", "Ports", "Stack", "chain_answers"]
+__all__ = ["REPO", "SIGNERS", "BuildProgress", "ChainKind", "Ports", "Stack", "chain_answers"]
+
+# The dev chains `Stack` can start.
+ChainKind = Literal["chopsticks", "node"]
 
 REPO = Path(__file__).resolve().parents[2]
 # Dev accounts that sign for the stack's services, one per service: two processes signing for
@@ -93,17 +97,25 @@ class Stack:
         ports: Ports | None = None,
         simulate_gpus: str = "h100:8",
         say: Callable[[str], None] = print,
+        chain: ChainKind = "chopsticks",
+        external_chain_url: str | None = None,
     ) -> None:
+        """`chain`: the dev chain to start, Chopsticks (a block per transaction and every
+        second, every block final at once) or our node (`gridlease-node --dev`: a block per
+        1 s slot, GRANDPA finality). `external_chain_url`: start no chain, use this one (e.g. a
+        LocalNetwork of three validators); the services are the same either way."""
         self.root = root
         self.ports = ports or Ports()
         self.simulate_gpus = simulate_gpus
         self.state = StackState(root)
         self.say = say
+        self.chain = chain
+        self.external_chain_url = external_chain_url
 
     # -- addresses -------------------------------------------------------------------------------
     @property
     def chain_url(self) -> str:
-        return f"ws://127.0.0.1:{self.ports.chain}"
+        return self.external_chain_url or f"ws://127.0.0.1:{self.ports.chain}"
 
     @property
     def api_url(self) -> str:
@@ -190,6 +202,12 @@ class Stack:
         subprocess.run(["bash", str(REPO / "scripts" / "web-assets.sh")], check=True)
 
     def _start_chain(self, processes: dict[str, Process]) -> None:
+        if self.external_chain_url is not None:
+            self.say(f"    using the chain at {self.external_chain_url}")
+            return
+        if self.chain == "node":
+            self._start_chain_node(processes)
+            return
         proc = self.state.start(
             "chain",
             [
@@ -209,6 +227,18 @@ class Stack:
             return chain_answers(self.chain_url)
 
         wait_until("dev chain", ready, CHAIN_READY_TIMEOUT_S, proc.alive)
+
+    def _start_chain_node(self, processes: dict[str, Process]) -> None:
+        from services.devstack.chain_node import ChainNode, build_node
+
+        log = self.state.logs / "build-node.log"
+        self.say(f"    building the node (cached; over an hour cold), output in {log}")
+        build_node(log)
+        node = ChainNode(name="dev", chain="dev", validator="alice", base_path=self.root / "chain",
+                         rpc_port=self.ports.chain, p2p_port=0, state=self.state)  # fmt: skip
+        node.start()
+        assert node.process is not None
+        processes[node.process.name] = node.process
 
     def _start_seeds(self, processes: dict[str, Process]) -> None:
         for i, (port, metrics) in enumerate(
@@ -292,9 +322,16 @@ class Stack:
         """Stops every process of the stack (API first, chain last). Workload containers of the
         node stay until their leases end; `--purge` in the CLI removes them too."""
         processes = self.state.load()
-        order = ["api", "node", "seed-2", "seed-1", "chain"]
+        order = ["api", "node", "seed-2", "seed-1"]
+
+        def position(name: str) -> int:
+            # The chain (chain, or chain-<node name> for our node) last.
+            if name.startswith("chain"):
+                return len(order)
+            return order.index(name) if name in order else -1
+
         stopped = []
-        for name in sorted(processes, key=lambda n: order.index(n) if n in order else -1):
+        for name in sorted(processes, key=position):
             processes[name].stop()
             stopped.append(name)
         self.state.clear()

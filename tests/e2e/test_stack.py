@@ -1,5 +1,6 @@
-"""The whole stack across real processes: dev chain (Chopsticks + our wasm), two seeds, a GPU node
-(simulated H100s via the NVML stand-in, real Podman containers) and the customer API.
+"""The whole stack across real processes: a chain (Chopsticks + our wasm, or three validators of
+our own node), two seeds, a GPU node (simulated H100s via the NVML stand-in, real Podman
+containers) and the customer API; every test runs on both chains, the services unchanged.
 
 One lease runs end to end with an SSH login; the chain's own events show that what the customer
 paid equals what the provider received plus the fee. Then the failure paths: the node is killed
@@ -22,6 +23,7 @@ from services.common import TOKEN_UNIT
 from services.common._chain import ChainClient
 from services.customer_cli.cli import wait_until_running
 from services.customer_cli.client import ApiClient
+from services.devstack.chain_node import LocalNetwork
 from services.devstack.demo import demo_customer, demo_ssh_key, lease_settlement, run_demo
 from services.devstack.processes import wait_until
 from services.devstack.stack import Ports, Stack
@@ -30,15 +32,32 @@ from tests.utils.ports import free_ports
 UNIT = TOKEN_UNIT
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=["chopsticks", "three-validators"])
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[tuple[Stack, LocalNetwork | None]]:
+    """The same services on either chain: the Chopsticks dev chain (a block per transaction,
+    every block final at once), or a network of three of our node's validators (a block per
+    1 s slot, GRANDPA finality a few blocks behind; the services use Alice's RPC)."""
     p = free_ports(8)
     ports = Ports(chain=p[0], seeds=(p[1], p[2]), seed_metrics=(p[3], p[4]), node=p[5],
                   node_metrics=p[6], api=p[7])
-    s = Stack(root=tmp_path_factory.mktemp("stack"), ports=ports, say=lambda _m: None)
-    s.up()
-    yield s
-    s.down()
+    network = None
+    if request.param == "three-validators":
+        network = LocalNetwork.start(tmp_path_factory.mktemp("network"))
+    s = Stack(root=tmp_path_factory.mktemp("stack"), ports=ports, say=lambda _m: None,
+              external_chain_url=network.url if network else None)
+    try:
+        s.up()
+        yield s, network
+    finally:
+        s.down()
+        if network is not None:
+            network.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(deployment: tuple[Stack, LocalNetwork | None]) -> Stack:
+    return deployment[0]
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +134,39 @@ def test_node_killed_mid_lease_keeps_lease_running_and_started_once(
     money = lease_settlement(chain, lease_id, first, last)
     assert money["escrow"] == money["paid"] + money["fee"] + money["refunded"]
     assert int(ended["spent"]) == money["paid"] + money["fee"]
+
+
+@pytest.mark.on_validators
+def test_validator_killed_mid_lease_loses_and_doubles_no_money(
+    deployment: tuple[Stack, LocalNetwork | None], chain: ChainClient, api: ApiClient
+) -> None:
+    """On the three-validator network: Bob is killed -9 while a lease runs. Blocks go on in Alice's
+    and Charlie's slots, finality stalls (GRANDPA needs all 3 of 3 votes); the API's view does
+    not move past finality. Bob restarts from his database, finality resumes, and the lease's
+    money in the API matches the chain's events exactly once."""
+    stack, network = deployment
+    assert network is not None  # on_validators: collected on the three-validator network only
+    lease_id = _lease(api, stack)
+    wait_until_running(api, lease_id, out=io.StringIO())
+    bob = network.node("bob")
+    bob.kill()
+    stalled_at = chain.block_number(chain.finalized_head())
+    chain.wait_for_blocks(4)
+    assert chain.block_number(chain.finalized_head()) <= stalled_at + 1
+    bob.start()
+    wait_until("finality resumes",
+               lambda: chain.block_number(chain.finalized_head()) > stalled_at + 3, 120)
+    api.post(f"/leases/{lease_id}/terminate")
+    wait_until("lease end recorded", lambda: api.get(f"/leases/{lease_id}")["state"] == "ended",
+               120)
+    ended = api.get(f"/leases/{lease_id}")
+    first, last = int(ended["created_block"]), int(ended["ended_block"])
+    assert _events(chain, "LeaseStarted", lease_id, first, last) == 1
+    assert _events(chain, "LeaseEnded", lease_id, first, last) == 1
+    money = lease_settlement(chain, lease_id, first, last)
+    assert money["escrow"] == money["paid"] + money["fee"] + money["refunded"]
+    assert int(ended["spent"]) == money["paid"] + money["fee"]
+    assert int(ended["refunded"]) == money["refunded"]
 
 
 def test_api_restart_keeps_lease_states(stack: Stack, api: ApiClient) -> None:

@@ -1,5 +1,6 @@
 //! The runtime APIs that block builders (Chopsticks, a node) and clients (substrate-interface)
-//! call: core, metadata, block building, transaction validation, Aura, nonces, fees, genesis.
+//! call: core, metadata, block building, transaction validation, Aura, GRANDPA, session keys,
+//! nonces, fees, genesis.
 
 use super::*;
 use alloc::vec::Vec;
@@ -10,10 +11,10 @@ use frame_support::{
 use polkadot_sdk::{
 	frame_system_rpc_runtime_api, pallet_transaction_payment_rpc_runtime_api,
 	sp_api::{self, impl_runtime_apis},
-	sp_block_builder, sp_consensus_aura,
+	sp_block_builder, sp_consensus_aura, sp_consensus_grandpa,
 	sp_consensus_aura::sr25519::AuthorityId as AuraId,
 	sp_core::OpaqueMetadata,
-	sp_genesis_builder, sp_inherents, sp_offchain,
+	sp_genesis_builder, sp_inherents, sp_offchain, sp_session,
 	sp_runtime::{
 		traits::Block as BlockT,
 		transaction_validity::{TransactionSource, TransactionValidity},
@@ -98,6 +99,50 @@ impl_runtime_apis! {
 		}
 	}
 
+	impl sp_session::SessionKeys<Block> for Runtime {
+		fn generate_session_keys(
+			owner: Vec<u8>,
+			seed: Option<Vec<u8>>,
+		) -> sp_session::OpaqueGeneratedSessionKeys {
+			crate::opaque::SessionKeys::generate(&owner, seed).into()
+		}
+
+		fn decode_session_keys(
+			encoded: Vec<u8>,
+		) -> Option<Vec<(Vec<u8>, sp_session::KeyTypeId)>> {
+			crate::opaque::SessionKeys::decode_into_raw_public_keys(&encoded)
+		}
+	}
+
+	impl sp_consensus_grandpa::GrandpaApi<Block> for Runtime {
+		fn grandpa_authorities() -> sp_consensus_grandpa::AuthorityList {
+			Grandpa::grandpa_authorities()
+		}
+
+		fn current_set_id() -> sp_consensus_grandpa::SetId {
+			Grandpa::current_set_id()
+		}
+
+		// No equivocation handling (see `pallet_grandpa::Config` in configs.rs): reports are
+		// refused and no ownership proof exists.
+		fn submit_report_equivocation_unsigned_extrinsic(
+			_equivocation_proof: sp_consensus_grandpa::EquivocationProof<
+				<Block as BlockT>::Hash,
+				polkadot_sdk::sp_runtime::traits::NumberFor<Block>,
+			>,
+			_key_owner_proof: sp_consensus_grandpa::OpaqueKeyOwnershipProof,
+		) -> Option<()> {
+			None
+		}
+
+		fn generate_key_ownership_proof(
+			_set_id: sp_consensus_grandpa::SetId,
+			_authority_id: sp_consensus_grandpa::AuthorityId,
+		) -> Option<sp_consensus_grandpa::OpaqueKeyOwnershipProof> {
+			None
+		}
+	}
+
 	impl frame_system_rpc_runtime_api::AccountNonceApi<Block, AccountId, Nonce> for Runtime {
 		fn account_nonce(account: AccountId) -> Nonce {
 			System::account_nonce(account)
@@ -135,7 +180,7 @@ impl_runtime_apis! {
 		}
 
 		fn preset_names() -> Vec<sp_genesis_builder::PresetId> {
-			alloc::vec![crate::genesis::DEVELOPMENT_PRESET.into()]
+			crate::genesis::PRESETS.iter().map(|name| (*name).into()).collect()
 		}
 	}
 }

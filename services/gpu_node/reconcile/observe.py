@@ -1,5 +1,6 @@
-"""Reads what the plan decides from: the machine and its leases at the finalized block, the
-accepted specs, the workloads the runtime lists by label, and the GPU slots usable now."""
+"""Reads what the plan decides from: the machine and its leases (at the best block, and those
+still live at the finalized one), the accepted specs, the workloads the runtime lists by label,
+and the GPU slots usable now."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def lease_facts(lease: ChainLease) -> LeaseFacts:
     )
 
 
+def _live_leases(chain: ChainClient, machine_id: bytes, head: str) -> dict[int, LeaseFacts]:
+    """The machine's live leases at block `head`, read at that one block so they agree."""
+    leases: dict[int, LeaseFacts] = {}
+    for lease_id in chain.machine_leases(machine_id, head):
+        lease = chain.lease(lease_id, head)
+        if lease is not None and lease.machine_id == machine_id:
+            leases[lease_id] = lease_facts(lease)
+    return leases
+
+
 def observe(
     chain: ChainClient,
     machine_id: bytes,
@@ -46,15 +57,19 @@ def observe(
 ) -> Observation:
     """`gpus_usable`: bit mask of the GPU slots the node can run now, `gpus_usable_before` at
     the read before (None: GPUs not reconciled)."""
-    # Services act on finalized state (ARCHITECTURE.md): read every lease at one such block.
-    head = chain.finalized_head()
-    block = chain.block_number(head)
-    machine = chain.machine(machine_id, head) if gpus_usable is not None else None
-    leases: dict[int, LeaseFacts] = {}
-    for lease_id in chain.machine_leases(machine_id, head):
-        lease = chain.lease(lease_id, head)
-        if lease is not None and lease.machine_id == machine_id:
-            leases[lease_id] = lease_facts(lease)
+    # A workload starts as soon as its lease is in the best block (about one block after the
+    # request, not the finality lag; if that block is abandoned, the lease is in neither read
+    # below and the next round removes the workload again), but it is stopped only when its end
+    # is final: a lease live at the finalized block and not at the best one keeps its finalized
+    # facts. Money is the chain's own (claims and refunds are computed there) and the API
+    # records it from finalized blocks only. Chopsticks: best and finalized are the same block.
+    best = chain.best_head()
+    final = chain.finalized_head()
+    block = chain.block_number(best)
+    machine = chain.machine(machine_id, best) if gpus_usable is not None else None
+    leases = _live_leases(chain, machine_id, final)
+    if best != final:
+        leases.update(_live_leases(chain, machine_id, best))
     specs = {
         lease_id: SpecFacts(s.digest, s.accepted_block) for lease_id, s in store.active().items()
     }
