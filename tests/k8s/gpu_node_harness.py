@@ -91,6 +91,10 @@ class Ledger:
     def finalized_head(self) -> str:
         return f"0x{self.block:064x}"
 
+    def best_head(self) -> str:
+        """No forks here: the best block is the finalized one (as on Chopsticks)."""
+        return self.finalized_head()
+
     def block_number(self, block_hash: str | None = None) -> int:
         return self.block
 
