@@ -10,8 +10,10 @@ validators at the runtime's block time (1 s), both in a temporary folder.
 Blocks are `started_block - created_block` as the chain recorded them (create_lease's block to
 start_lease's block); seconds run from sending the HTTP request to the API reporting the lease
 running with connection details. Leases run one at a time on 1 GPU and are terminated at once.
-Then `--burst` leases are created back to back (not started: each is cancelled after) to
-measure creations per second: the API answers each once its block is in the chain.
+Then `--burst` leases are created back to back by one customer, and `--burst` more at once by
+as many customers (not started: each is cancelled after), to measure creations per second: the
+API answers each once its block is in the chain, and one customer's requests are signed in turn
+(one account nonce) while different customers' share blocks.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from services.common import TOKEN_UNIT
 from services.customer_cli.cli import wait_until_running
-from services.customer_cli.client import ApiClient
+from services.customer_cli.client import ApiClient, ClientConfig
 from services.devstack.chain_node import LocalNetwork
 from services.devstack.demo import demo_customer, demo_ssh_key
 from services.devstack.processes import free_ports, wait_until
@@ -109,17 +113,46 @@ def main() -> None:
                                  json=body)  # fmt: skip
                 created.append(int(lease["lease_id"]))
             burst_s = time.monotonic() - t0
-            for lease_id in created:
-                with contextlib.suppress(Exception):  # started meanwhile: terminate instead
-                    api.post(f"/leases/{lease_id}/cancel")
-                with contextlib.suppress(Exception):
-                    api.post(f"/leases/{lease_id}/terminate")
+            _release(api, created)
+            customers = [_customer(stack.api_url) for _ in range(args.burst)]
+
+            def create(config: ClientConfig) -> tuple[ClientConfig, int]:
+                with ApiClient(config) as own:
+                    return config, int(own.post("/leases", json=body)["lease_id"])
+
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(args.burst) as pool:
+                made = list(pool.map(create, customers))
+            parallel_s = time.monotonic() - t0
+            for config, lease_id in made:
+                with ApiClient(config) as own:
+                    _release(own, [lease_id])
     print(f"\nchain: {args.chain}; lease request -> workload running, {len(blocks)} leases")
     print(f"  blocks : p50 {statistics.median(blocks):.0f}  p99 {pct(blocks, 0.99):.0f}  "
           f"(goal p50 <= 2)")
     print(f"  seconds: p50 {statistics.median(seconds):.2f}  p99 {pct(seconds, 0.99):.2f}")
-    print(f"lease creations through the API, one after another: {args.burst} in {burst_s:.1f} s "
-          f"= {args.burst / burst_s:.2f} per second")
+    print(f"lease creations through the API, one customer one after another: {args.burst} in "
+          f"{burst_s:.1f} s = {args.burst / burst_s:.2f} per second")
+    print(f"lease creations through the API, {args.burst} customers at once: {args.burst} in "
+          f"{parallel_s:.1f} s = {args.burst / parallel_s:.2f} per second")
+
+
+def _customer(api_url: str) -> ClientConfig:
+    """A new customer with funds from the faucet (dev mode)."""
+    with ApiClient(ClientConfig(url=api_url)) as anonymous:
+        key = anonymous.post("/auth/signup", json={"name": "bench"})["api_key"]
+    config = ClientConfig(url=api_url, api_key=key)
+    with ApiClient(config) as api:
+        api.post("/account/faucet", json={"amount": str(100 * TOKEN_UNIT)})
+    return config
+
+
+def _release(api: ApiClient, lease_ids: list[int]) -> None:
+    for lease_id in lease_ids:
+        with contextlib.suppress(Exception):  # started meanwhile: terminate instead
+            api.post(f"/leases/{lease_id}/cancel")
+        with contextlib.suppress(Exception):
+            api.post(f"/leases/{lease_id}/terminate")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the node and the other native binaries (gridlease-node, gridlease-chain-spec,
-# gridlease-bench-weights) into the cache outside the clone: $CARGO_TARGET_DIR/debug/. Cold on
+# gridlease-bench-scale) into the cache outside the clone: $CARGO_TARGET_DIR/debug/. Cold on
 # 2 cores this is the longest build of the project (about 1,000 crates); warm, seconds.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

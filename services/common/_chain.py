@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from scalecodec.types import U8, U16, U32, U64, U128, Compact
 from substrateinterface import Keypair, SubstrateInterface
@@ -66,6 +66,7 @@ __all__ = [
     "ChainLease",
     "ChainMachine",
     "ChainUnavailable",
+    "EraAnchor",
     "ExtrinsicFailed",
     "ExtrinsicRejected",
     "InvalidCallArgument",
@@ -91,6 +92,8 @@ TOKEN_UNIT = 10**TOKEN_DECIMALS
 # Blocks an extrinsic stays valid after signing (a power of two). After that it can never be
 # included, which lets a lost submission be declared dead instead of waited on forever.
 ERA_PERIOD = 64
+# Where a signed extrinsic's mortal era starts (see ChainClient).
+EraAnchor = Literal["finalized", "best"]
 # How often a lost nonce race (another signer took the nonce) is signed again.
 _NONCE_ATTEMPTS = 5
 T = TypeVar("T")
@@ -550,7 +553,14 @@ class ChainClient:
     bounds every RPC answer; `submit_timeout_s` bounds a submission from sending to its block,
     and the wait for a free connection. `signer_locks` serialise signers of one account
     (default: this process's). `on_error` is told the kind of every failed RPC
-    ("unavailable", "error", "unreadable"; see services.common.chain_rpc_errors)."""
+    ("unavailable", "error", "unreadable"; see services.common.chain_rpc_errors).
+
+    `era_anchor` is the block each signed extrinsic's mortal era starts at. "finalized" (default):
+    the extrinsic stays valid whatever fork wins, so a request's extrinsic can still land after
+    a reorganisation (the API's lease requests, settled by extrinsic hash). "best": valid only on
+    the chain the signer saw, so an action decided on a block a fork then abandons (a GPU node
+    starting or cancelling lease N) can never land on the other fork, where N may be another
+    lease; the next decision is made again on the new best block."""
 
     def __init__(
         self,
@@ -562,8 +572,10 @@ class ChainClient:
         signer_locks: SignerLocks | None = None,
         connections: int = 1,
         on_error: Callable[[str], None] | None = None,
+        era_anchor: EraAnchor = "finalized",
     ) -> None:
         self.url = url
+        self.era_anchor: EraAnchor = era_anchor
         self.timeout_s = timeout_s
         self._on_error = on_error
         # Whether the chain builds blocks on request (Chopsticks' dev_newBlock); None: not known.
@@ -697,14 +709,16 @@ class ChainClient:
     ) -> SignedExtrinsic:
         """Checks the arguments and signs the call with the pool's next nonce for keypair (at
         least nonce_floor; the caller holds the signer lock) and a mortal era starting at the
-        finalized head."""
+        finalized or the best head (`era_anchor`)."""
 
         def run(s: SubstrateInterface) -> SignedExtrinsic:
             check_call_arguments(s, module, function, params)
             call = s.compose_call(call_module=module, call_function=function, call_params=params)
             pool = int(s.rpc_request("system_accountNextIndex", [keypair.ss58_address])["result"])
             nonce = max(pool, nonce_floor or 0)
-            current = int(s.get_block_number(s.get_chain_finalised_head()))
+            best = self.era_anchor == "best"
+            anchor = s.get_chain_head() if best else s.get_chain_finalised_head()
+            current = int(s.get_block_number(anchor))
             era = {"period": ERA_PERIOD, "current": current}
             extrinsic = s.create_signed_extrinsic(call=call, keypair=keypair, nonce=nonce, era=era)
             era_obj = s.runtime_config.create_scale_object("Era")
@@ -1074,6 +1088,10 @@ class ChainClient:
 
         return self._call(run)
 
+    def next_lease_id(self, block_hash: str | None = None) -> int:
+        """The id the next create_lease gets (GpuRental::NextLeaseId) at block_hash (best)."""
+        return int(self._query(PALLET, "NextLeaseId", [], block_hash))
+
     def lease(self, lease_id: int, block_hash: str | None = None) -> ChainLease | None:
         raw = self._query(PALLET, "Leases", [lease_id], block_hash)
         return None if raw is None else _lease(lease_id, raw)
@@ -1105,17 +1123,18 @@ class ChainClient:
         builds one block per slot on its own: then this waits until the best block is `count`
         higher, at most three slots per block plus timeout_s, else ChainError."""
         if self._builds_on_request is not False:
+            remaining = count
             try:
-                self._call(functools.partial(_new_blocks, count=min(count, 4)), retry=False)
-                self._builds_on_request = True
+                while remaining > 0:
+                    step = min(remaining, 4)
+                    self._call(functools.partial(_new_blocks, count=step), retry=False)
+                    self._builds_on_request = True
+                    remaining -= step
+                return
             except ChainError as e:
                 if self._builds_on_request or "-32601" not in str(e):
                     raise
                 self._builds_on_request = False
-            else:
-                if count > 4:
-                    self.dev_new_blocks(count - 4)
-                return
         self.wait_for_blocks(count)
 
     def wait_for_blocks(self, count: int) -> int:

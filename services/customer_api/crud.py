@@ -230,9 +230,11 @@ def record_created(
     price_per_gpu_block: int,
     escrow: int,
     duration_blocks: int,
+    final: bool,
 ) -> LeaseRecord:
-    """Marks a SUBMITTING row as the chain's lease lease_id (PENDING). Only a row without a
-    lease changes, so a request finishing after the indexer adopted (and maybe advanced) the
+    """Marks a SUBMITTING row as the chain's lease lease_id (PENDING), made in block
+    block_number, which is finalized (`final`) or only the best block so far. Only a row without
+    a lease changes, so a request finishing after the indexer adopted (and maybe advanced) the
     same lease changes nothing."""
     session.execute(
         update(LeaseRecord)
@@ -247,6 +249,7 @@ def record_created(
             price_per_gpu_block=str(price_per_gpu_block),
             escrow=str(escrow),
             duration_blocks=duration_blocks,
+            created_final=final,
             updated_at=utcnow(),
         )
     )
@@ -286,13 +289,38 @@ def touch_submission(*, session: Session, record_id: uuid.UUID) -> None:
 
 
 def lease_by_extrinsic_hash(*, session: Session, extrinsic_hash: str) -> LeaseRecord | None:
-    """The SUBMITTING request whose create_lease extrinsic has this hash."""
+    """The request whose create_lease extrinsic has this hash (it may hold a lease id from its
+    receipt already)."""
+    return session.exec(
+        select(LeaseRecord).where(LeaseRecord.extrinsic_hash == extrinsic_hash)
+    ).first()
+
+
+def forget_lease_id(*, session: Session, record: LeaseRecord) -> None:
+    """Takes back what a request's receipt told of its lease, made in a block finality then
+    abandoned: the row is a request again (SUBMITTING, not listed), its extrinsic settled like
+    any other (included again later, or dead), and delivered again once it has a lease."""
+    record.lease_id = None
+    record.chain_state = LeaseState.SUBMITTING
+    record.created_block = None
+    record.created_final = False
+    record.delivery_state = DeliveryState.PENDING
+    record.delivery_error = None
+    record.updated_at = utcnow()
+    session.add(record)
+    session.flush()  # the lease id is free for its rightful record in this transaction
+
+
+def unfinalized_created_by(*, session: Session, block_number: int) -> Sequence[LeaseRecord]:
+    """Rows whose receipt says their lease was made at or before block_number while no
+    finalized block confirmed it (an indexer past that block knows it was abandoned)."""
     return session.exec(
         select(LeaseRecord).where(
-            LeaseRecord.extrinsic_hash == extrinsic_hash,
-            col(LeaseRecord.lease_id).is_(None),
+            col(LeaseRecord.lease_id).is_not(None),
+            col(LeaseRecord.created_final).is_(False),
+            col(LeaseRecord.created_block) <= block_number,
         )
-    ).first()
+    ).all()
 
 
 def submitting_leases(

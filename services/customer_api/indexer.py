@@ -76,30 +76,67 @@ def apply_events(
     events: list[ChainEvent],
     extrinsic_hashes: list[str] | None = None,
 ) -> int:
-    """Apply one block's events to the records they concern; returns how many changed.
-    `extrinsic_hashes` are the block's extrinsics' hashes in order: a LeaseCreated no record
-    knows yet goes to the request that signed the extrinsic at the event's index."""
+    """Apply one finalized block's events to the records they concern; returns how many changed.
+
+    `extrinsic_hashes` are the block's extrinsics' hashes in order. A LeaseCreated goes to the
+    request that signed the extrinsic at the event's index, whatever lease id its receipt said:
+    a receipt comes from the best block, and a fork that abandons that block can give the same
+    id to another lease (someone else's, or this request's own extrinsic included again later
+    under a new id). A record holding an id only from such a receipt gives it up then, and any
+    record whose receipt's block this one has passed without confirming it is a request again
+    (see crud.forget_lease_id): a lease made in an abandoned block is never confirmed, paid or
+    shown as running."""
     changed = 0
-    hashes = extrinsic_hashes
     for event in events:
         if event.module != PALLET or "lease_id" not in event.attributes:
             continue
         attrs = event.attributes
         lease_id = int(attrs["lease_id"])
-        record = crud.lease_by_chain_id(session=session, lease_id=lease_id)
-        if record is None and event.name == "LeaseCreated" and hashes is not None:
-            index = event.extrinsic_index
-            if index is not None and 0 <= index < len(hashes):
-                record = crud.lease_by_extrinsic_hash(session=session, extrinsic_hash=hashes[index])
-                if record is not None:
-                    record.lease_id = lease_id
+        if event.name == "LeaseCreated":
+            record = _creator(session, lease_id, event, extrinsic_hashes)
+        else:
+            record = crud.lease_by_chain_id(session=session, lease_id=lease_id)
         if record is None:
             continue
         _apply(record, event.name, attrs, block_number)
         record.updated_at = utcnow()
         session.add(record)
         changed += 1
+    for record in crud.unfinalized_created_by(session=session, block_number=block_number):
+        log.warning(
+            "indexer.lease_abandoned",
+            extra={"record": str(record.id), "lease_id": record.lease_id, "block": block_number},
+        )
+        crud.forget_lease_id(session=session, record=record)
+        changed += 1
     return changed
+
+
+def _creator(
+    session: Session, lease_id: int, event: ChainEvent, hashes: list[str] | None
+) -> LeaseRecord | None:
+    """The record a finalized LeaseCreated belongs to, with the lease id set and confirmed."""
+    holder = crud.lease_by_chain_id(session=session, lease_id=lease_id)
+    index = event.extrinsic_index
+    if holder is not None and holder.created_final:
+        return holder  # known from a finalized block already: finalized lease ids are unique
+    if hashes is None or index is None or not 0 <= index < len(hashes):
+        # Which extrinsic made it is unknown: the record holding the id is all there is.
+        if holder is not None:
+            holder.created_final = True
+        return holder
+    signer = crud.lease_by_extrinsic_hash(session=session, extrinsic_hash=hashes[index])
+    if holder is not None and holder is not signer:
+        crud.forget_lease_id(session=session, record=holder)
+    if signer is None:
+        return None
+    if signer.lease_id != lease_id:
+        # No receipt yet, or one from an abandoned block that named another id.
+        if signer.lease_id is not None:
+            signer.delivery_state = DeliveryState.PENDING  # delivered under the wrong id
+        signer.lease_id = lease_id
+    signer.created_final = True
+    return signer
 
 
 def _apply(record: LeaseRecord, name: str, attrs: dict[str, Any], block: int) -> None:
@@ -320,7 +357,7 @@ class Indexer:
             return 0
         status = self.chain.status(signed)
         if status.receipt is not None:
-            record_receipt(session, row, status.receipt)
+            record_receipt(session, row, status.receipt, final=True)  # status() reads finalized
             return 1
         if status.failure is not None or status.dead:
             reason: ExtrinsicFailed | str = status.failure or "dead"
@@ -338,8 +375,11 @@ class Indexer:
         return 0
 
 
-def record_receipt(session: Session, record: LeaseRecord, receipt: Receipt) -> LeaseRecord:
-    """The request's record as the chain's lease that receipt (of its create_lease) made."""
+def record_receipt(
+    session: Session, record: LeaseRecord, receipt: Receipt, *, final: bool
+) -> LeaseRecord:
+    """The request's record as the chain's lease that receipt (of its create_lease) made; `final`
+    when the receipt's block is finalized, else the indexer confirms or takes it back later."""
     created = receipt.one(PALLET, "LeaseCreated")
     return crud.record_created(
         session=session,
@@ -349,4 +389,5 @@ def record_receipt(session: Session, record: LeaseRecord, receipt: Receipt) -> L
         price_per_gpu_block=int(created["price_per_gpu_block"]),
         escrow=int(created["escrow"]),
         duration_blocks=int(created["duration"]),
+        final=final,
     )

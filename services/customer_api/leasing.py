@@ -237,7 +237,9 @@ class Leasing:
                     extrinsic_hash=sent[0].extrinsic_hash if sent else None,
                 )
             raise from_chain_error(exc) from exc
-        record = record_receipt(self.session, rows[0], receipt)
+        # The receipt's block is the best one: the workload may start now (the node checks the
+        # lease at its best block too); the indexer confirms the lease from finalized blocks.
+        record = record_receipt(self.session, rows[0], receipt, final=False)
         deliver(self.session, record, keypair, self.nodes)
         return record, True
 
@@ -263,11 +265,12 @@ class Leasing:
                 return None
             raise in_progress()
         try:
-            status = self._status(signed)
+            status, resent = self._status(signed)
         except ChainError as exc:
             raise from_chain_error(exc) from exc
         if status.receipt is not None:
-            return record_receipt(self.session, existing, status.receipt)
+            # status() finds receipts in finalized blocks; a resend's is at the best block.
+            return record_receipt(self.session, existing, status.receipt, final=not resent)
         if status.failure is not None or status.dead:
             crud.delete_submission(
                 session=self.session, record_id=existing.id, extrinsic_hash=signed.extrinsic_hash
@@ -278,24 +281,24 @@ class Leasing:
             return None
         raise in_progress()
 
-    def _status(self, signed: SignedExtrinsic) -> SubmissionStatus:
-        """Where signed stands; one never seen (its request died before or while sending) is
-        sent again, byte for byte."""
+    def _status(self, signed: SignedExtrinsic) -> tuple[SubmissionStatus, bool]:
+        """Where signed stands, and whether it was sent again now: one never seen (its request
+        died before or while sending) is sent again, byte for byte."""
         status = self.chain.reader.status(signed)
         if status.receipt or status.failure or status.pending or status.dead:
-            return status
+            return status, False
         try:
-            return SubmissionStatus(receipt=self.chain.resend(signed))
+            return SubmissionStatus(receipt=self.chain.resend(signed)), True
         except ExtrinsicRejected as rejection:
             if rejection.name in ("AlreadyImported", "Future"):
-                return SubmissionStatus(pending=True)
+                return SubmissionStatus(pending=True), True
             if rejection.name == "Stale":  # its nonce went meanwhile: to it, or to another
-                return self.chain.reader.status(signed)
+                return self.chain.reader.status(signed), False
             if rejection.name == "AncientBirthBlock":
-                return SubmissionStatus(dead=True)
-            return SubmissionStatus(failure=rejection)
+                return SubmissionStatus(dead=True), True
+            return SubmissionStatus(failure=rejection), True
         except ExtrinsicFailed as failure:
-            return SubmissionStatus(failure=failure)
+            return SubmissionStatus(failure=failure), True
 
     # -- changes ----------------------------------------------------------------------------------
     def _call(self, function: str, **params: object) -> Receipt:
@@ -448,6 +451,7 @@ def to_public(record: LeaseRecord, nodes: NodeClient | None = None) -> LeasePubl
         spec_hash=record.spec_hash,
         spec=json.loads(record.spec_json),
         created_block=record.created_block,
+        created_final=record.created_final,
         started_block=record.started_block,
         ends_at_block=record.ends_at_block,
         ended_block=record.ended_block,

@@ -11,7 +11,17 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import ConfigDict, StrictInt
 from pydantic import Field as PydanticField
-from sqlalchemy import BigInteger, Column, Dialect, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -242,6 +252,14 @@ class LeaseRecord(SQLModel, table=True):
     )
     end_reason: str | None = Field(default=None, max_length=32)
     created_block: int | None = None
+    # Whether the lease's creation is known from a finalized block. False while the lease id and
+    # created_block come only from its request's receipt (the best block, which a fork may
+    # abandon: then the id may name someone else's lease; see indexer.apply_events).
+    created_final: bool = Field(
+        default=False,
+        # Indexed: the indexer looks up the (few) unconfirmed rows at every block.
+        sa_column=Column(Boolean, nullable=False, server_default=true(), index=True),
+    )
     started_block: int | None = None
     ends_at_block: int | None = None
     ended_block: int | None = None
@@ -320,6 +338,9 @@ class LeasePublic(SQLModel):
     spec_hash: str
     spec: dict[str, object]
     created_block: int | None
+    # True once a finalized block holds the lease's creation; before that (on a real network,
+    # a few blocks) a fork may still take it back, and its id with it.
+    created_final: bool = False
     started_block: int | None
     ends_at_block: int | None
     ended_block: int | None

@@ -14,13 +14,20 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.common._chain import ChainClient
-from services.devstack.processes import Process, StackState, free_ports, wait_until
+from services.devstack.processes import (
+    REPO,
+    Process,
+    StackState,
+    chain_answers,
+    free_ports,
+    wait_until,
+)
 
-__all__ = ["LOCAL_VALIDATORS", "ChainNode", "LocalNetwork", "build_node", "node_answers"]
+__all__ = ["LOCAL_VALIDATORS", "ChainNode", "LocalNetwork", "build_node"]
 
-REPO = Path(__file__).resolve().parents[2]
 RUN_NODE = REPO / "chain" / "run-node"
 BUILD_NODE = REPO / "chain" / "scripts" / "build-node.sh"
 
@@ -43,16 +50,6 @@ def build_node(log: Path | None = None) -> None:
         subprocess.run(["bash", str(BUILD_NODE)], check=True, stdout=out, stderr=subprocess.STDOUT)
 
 
-def node_answers(url: str) -> bool:
-    """Whether a node's RPC at `url` answers with the runtime's metadata read."""
-    try:
-        with ChainClient(url, connect=False, timeout_s=5) as client:
-            client.block_number()
-    except Exception:  # noqa: BLE001 - not up yet: refused, reset, or half-started
-        return False
-    return True
-
-
 @dataclass
 class ChainNode:
     """One node process. `chain` is `dev` (Alice alone) or `local`; `validator` names the dev
@@ -67,6 +64,9 @@ class ChainNode:
     p2p_port: int
     state: StackState
     bootnodes: tuple[str, ...] = ()
+    # Peers only with `bootnodes` and those added with `connect` (`--reserved-only`), so a test
+    # can cut it off from the others (`restart_peered_with`) and join it again: a partition.
+    reserved_only: bool = False
     node_key: str = field(default_factory=lambda: secrets.token_hex(32))
     process: Process | None = None
 
@@ -98,8 +98,10 @@ class ChainNode:
         ]  # fmt: skip
         if self.validator is not None:
             args.append(f"--{self.validator}")
+        if self.reserved_only:
+            args.append("--reserved-only")
         for boot in self.bootnodes:
-            args += ["--bootnodes", boot]
+            args += ["--reserved-nodes" if self.reserved_only else "--bootnodes", boot]
         return args
 
     def start(self, ready_timeout: float = NODE_READY_TIMEOUT_S) -> None:
@@ -107,7 +109,7 @@ class ChainNode:
         env = {**os.environ, "GRIDLEASE_NODE_NO_BUILD": "1"}
         self.process = self.state.start(f"chain-{self.name}", self.argv(), env=env)
         try:
-            wait_until(f"node {self.name}", lambda: node_answers(self.url), ready_timeout,
+            wait_until(f"node {self.name}", lambda: chain_answers(self.url), ready_timeout,
                        self.process.alive)  # fmt: skip
         except (RuntimeError, TimeoutError) as e:
             tail = self.process.log.read_text(errors="replace")[-3000:]
@@ -115,8 +117,32 @@ class ChainNode:
             raise RuntimeError(f"{e}; see {self.process.log}:\n{tail}") from e
 
     def peer_id(self) -> str:
+        return str(self._rpc("system_localPeerId", []))
+
+    def peer_address(self) -> str:
+        """What another node dials to reach this one (`/ip4/.../tcp/.../p2p/<peer id>`)."""
+        return f"{self.p2p_address}/p2p/{self.peer_id()}"
+
+    def peers(self) -> int:
+        return int(self._rpc("system_health", [])["peers"])
+
+    def connect(self, other: ChainNode) -> None:
+        """Adds `other` as a reserved peer (RPC `system_addReservedPeer`; unsafe RPC methods are
+        served on loopback)."""
+        self._rpc("system_addReservedPeer", [other.peer_address()])
+
+    def restart_peered_with(self, *peers: ChainNode) -> None:
+        """Restarts a `reserved_only` node (from its database) peered with `peers` only: the
+        others can no longer reach it. (Removing a reserved peer over RPC does not close the
+        connection it already has, so a partition needs the restart.)"""
+        assert self.reserved_only, "only a reserved-only node refuses the others"
+        self.bootnodes = tuple(p.peer_address() for p in peers)
+        self.stop()
+        self.start()
+
+    def _rpc(self, method: str, params: list[object]) -> Any:
         with ChainClient(self.url, connect=False) as client:
-            return str(client.rpc("system_localPeerId", []))
+            return client.rpc(method, list(params))
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Sends `sig` to the node (SIGKILL: no shutdown at all, as a crash)."""

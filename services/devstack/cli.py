@@ -93,8 +93,9 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
 def _real_node_packages() -> None:
     import subprocess
 
-    from services.devstack.cluster import REPO, ClusterError
+    from services.devstack.cluster import ClusterError
     from services.devstack.cluster_node import SYSTEM_PACKAGES
+    from services.devstack.processes import REPO
 
     script = REPO / "scripts" / "system-deps.sh"
     if subprocess.run(["bash", str(script), *SYSTEM_PACKAGES], check=False).returncode != 0:

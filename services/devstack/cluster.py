@@ -29,7 +29,7 @@ import httpx
 
 from services.devstack.cluster_node import SYSTEM_PACKAGES, RealNode, RealNodeSpec, node_ip
 from services.devstack.pki import CertPair, ClusterPki
-from services.devstack.processes import Process, StackState, free_ports
+from services.devstack.processes import REPO, Process, StackState, free_ports
 
 __all__ = [
     "DEFAULT_GPU_NODES",
@@ -43,7 +43,6 @@ __all__ = [
     "ensure_binaries",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 TESTCLUSTER = REPO / "deploy" / "testcluster"
 BUILD_SCRIPT = TESTCLUSTER / "build.sh"
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -31,9 +31,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Cache", "Tool", "caches", "cold_start_caches", "main_report", "register", "tools"]
+from services.devstack.processes import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["Cache", "Tool", "caches", "cold_start_caches", "main_report", "register", "tools"]
 
 # (name, command printing the version, what needs it)
 _TOOLS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -134,10 +134,11 @@ def _chain_caches(root: Path) -> list[Cache]:
     if not spec.exists():
         out.append(Cache("dev chain spec", str(spec), "missing", "not written", True, "seconds"))
     else:
-        fresh = wasm_time is not None and spec.stat().st_mtime >= wasm_time
+        # By content, not by time: a build that rewrites the same wasm leaves the spec current.
+        fresh = wasm_time is not None and _spec_holds(spec, wasms[-1])
         out.append(Cache(
             "dev chain spec", str(spec), "matches checkout" if fresh else "stale",
-            "newer than the wasm" if fresh else "older than the wasm (or no wasm)",
+            "genesis code is the built wasm" if fresh else "genesis code differs (or no wasm)",
             True, "seconds after the wasm",
         ))  # fmt: skip
     chop = root / "chopsticks"
@@ -161,6 +162,15 @@ def _chain_caches(root: Path) -> list[Cache]:
             "built" if binding.exists() else "built on the first dev-chain start", True, "~3 min",
         ))  # fmt: skip
     return out
+
+
+def _spec_holds(spec: Path, wasm: Path) -> bool:
+    """Whether the raw chain spec's genesis code (storage key `:code`) is exactly `wasm`."""
+    try:
+        code = json.loads(spec.read_text())["genesis"]["raw"]["top"].get("0x3a636f6465")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(code) and bytes.fromhex(str(code).removeprefix("0x")) == wasm.read_bytes()
 
 
 def _node_binary(root: Path) -> Cache:

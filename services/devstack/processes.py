@@ -14,7 +14,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Process", "StackState", "free_port", "free_ports", "port_open", "wait_until"]
+__all__ = [
+    "REPO",
+    "Process",
+    "StackState",
+    "chain_answers",
+    "free_port",
+    "free_ports",
+    "port_open",
+    "wait_until",
+]
+
+# The checkout these modules run from (the scripts and sources the stack builds and runs).
+REPO = Path(__file__).resolve().parents[2]
 
 # Processes this Python process started, so it can reap them (a killed child stays a zombie,
 # and looks alive, until its parent waits for it).
@@ -32,6 +44,19 @@ def free_ports(n: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def chain_answers(url: str) -> bool:
+    """Whether the chain's RPC at `url` (Chopsticks or our node) accepts a substrate-interface
+    connection: it answers and its runtime metadata can be read."""
+    # Imported here: substrate-interface is heavy, and `doctor` imports this module too.
+    from services.common._chain import ChainClient, ChainUnavailable
+
+    try:
+        ChainClient(url).close()
+    except ChainUnavailable:
+        return False
+    return True
 
 
 def free_port() -> int:

@@ -15,15 +15,20 @@ from typing import Literal
 
 import httpx
 
-from services.common._chain import ChainClient, ChainUnavailable
-from services.devstack.processes import Process, StackState, port_open, wait_until
+from services.devstack.processes import (
+    REPO,
+    Process,
+    StackState,
+    chain_answers,
+    port_open,
+    wait_until,
+)
 
 __all__ = ["REPO", "SIGNERS", "BuildProgress", "ChainKind", "Ports", "Stack", "chain_answers"]
 
 # The dev chains `Stack` can start.
 ChainKind = Literal["chopsticks", "node"]
 
-REPO = Path(__file__).resolve().parents[2]
 # Dev accounts that sign for the stack's services, one per service: two processes signing for
 # one account race for its nonce (one extrinsic is refused), so no account is shared.
 SIGNERS = {"api faucet": "//Alice", "node provider": "//Bob"}
@@ -66,15 +71,6 @@ class BuildProgress:
                     self._say(f"    host build: {self._compiled} crates, latest {words[1]}")
             elif line.startswith(("==>", "<==", "    wasm:")):
                 self._say(f"    {line.strip()}")
-
-
-def chain_answers(url: str) -> bool:
-    """Whether the chain's RPC at `url` accepts a substrate-interface connection."""
-    try:
-        ChainClient(url).close()
-    except ChainUnavailable:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

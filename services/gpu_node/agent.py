@@ -112,7 +112,11 @@ class NodeAgent:
         # transaction waiting for its block never delays an admission check.
         on_error = self.metrics.chain_rpc_error
         self.reader = ChainClient(s.chain_url, on_error=on_error)
-        self.ops = OperatorChain(ChainClient(s.chain_url, on_error=on_error), self.keypair)
+        # Operator extrinsics are decided on the best block and valid only on its chain: one
+        # about lease N never lands on another fork, where N may be someone else's lease.
+        self.ops = OperatorChain(
+            ChainClient(s.chain_url, on_error=on_error, era_anchor="best"), self.keypair
+        )
         self.machine_id = self.ops.machine_id
         existing = self.ops.machine()
         self.max_slots = int(self.reader.constant("MaxGpusPerMachine"))

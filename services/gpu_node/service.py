@@ -151,7 +151,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):  # type: ignore[misc]  # 
 
     def _lookup(self, lease_id: int) -> tuple[ChainLease | None, int]:
         # The best block, not the finalized one: the API submits right after create_lease's
-        # block, and the lease must be visible then. The plan still waits for finality.
+        # block, and the lease must be visible then (the plan starts it on the best block too).
         block = self._chain.block_number()
         head = self._chain.block_hash(block)
         return self._chain.lease(lease_id, head), block

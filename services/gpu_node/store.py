@@ -106,11 +106,17 @@ class NodeStore:
         customer: str,
         block: int,
     ) -> StoredSpec:
-        """Record an accepted spec; accepting the same lease again keeps the first row."""
+        """Record an accepted spec (its digest checked against the chain's lease just now).
+        Accepting the same spec again keeps the first row. A row with another digest was
+        accepted for a lease a fork abandoned, whose id the chain has since given to this
+        lease: this spec replaces it."""
         with self._lock:
             self._db.execute(
                 "INSERT INTO specs (lease_id, spec, spec_hash, customer, accepted_block) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (lease_id) DO NOTHING",
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (lease_id) DO UPDATE SET "
+                "spec = excluded.spec, spec_hash = excluded.spec_hash, "
+                "customer = excluded.customer, accepted_block = excluded.accepted_block, "
+                "ended_block = NULL WHERE specs.spec_hash != excluded.spec_hash",
                 (lease_id, canonical_json(document), digest, customer, block),
             )
             row = self._db.execute("SELECT * FROM specs WHERE lease_id = ?", (lease_id,)).fetchone()

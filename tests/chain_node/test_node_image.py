@@ -7,9 +7,8 @@ import json
 import subprocess
 
 from services.common._chain import ChainClient
-from services.devstack.chain_node import node_answers
 from services.devstack.processes import wait_until
-from services.devstack.stack import REPO
+from services.devstack.stack import REPO, chain_answers
 from tests.utils.ports import free_port
 
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
@@ -20,7 +19,7 @@ def test_node_image_runs_a_dev_chain_as_non_root() -> None:
                            capture_output=True, text=True, timeout=3600, check=False)  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
     image = built.stdout.strip().splitlines()[-1]
-    assert image.startswith("localhost/gridlease-node:")
+    assert image.startswith("localhost/gridlease-chain-node:")
     config = json.loads(subprocess.run([*PODMAN, "image", "inspect", image], capture_output=True,
                                        text=True, check=True).stdout)[0]["Config"]  # fmt: skip
     assert config["User"] == "10001:10001"
@@ -37,7 +36,7 @@ def test_node_image_runs_a_dev_chain_as_non_root() -> None:
     ], check=True, capture_output=True, timeout=120)  # fmt: skip
     try:
         url = f"ws://127.0.0.1:{port}"
-        wait_until("node in its container", lambda: node_answers(url), 120)
+        wait_until("node in its container", lambda: chain_answers(url), 120)
         with ChainClient(url) as chain:
             first = chain.block_number()
             assert chain.wait_for_blocks(2) >= first + 2

@@ -126,7 +126,7 @@ def test_two_indexers_apply_each_block_once(
         )  # fmt: skip
         crud.record_created(
             session=session, record_id=record.id, lease_id=lease_id, block_number=0,
-            price_per_gpu_block=machine.price, escrow=0, duration_blocks=40,
+            price_per_gpu_block=machine.price, escrow=0, duration_blocks=40, final=True,
         )  # fmt: skip
     chain.gpu_rental(machine.key, "start_lease", lease_id=lease_id)
     claims = [chain.gpu_rental(machine.key, "claim_payment", lease_id=lease_id)
@@ -157,9 +157,7 @@ def test_two_indexers_apply_each_block_once(
         indexer.chain.close()
 
 
-def test_a_block_the_chain_does_not_serve_is_retryable(
-    engine: Engine, chain: ChainClient
-) -> None:
+def test_a_block_the_chain_does_not_serve_is_retryable(engine: Engine, chain: ChainClient) -> None:
     head = chain.block_number()
     with Session(engine) as session:
         crud.set_cursor(session=session, name=CURSOR, block_number=head + 10_000,
@@ -231,3 +229,101 @@ def test_lease_health_follows_the_heartbeats(
     got = _row(engine, row.id)
     assert got is not None and got.unhealthy_since_block is None
     chain.gpu_rental(keypair, "terminate_lease", lease_id=lease_id)
+
+
+def _reserve(engine: Engine, customer, signed, key: str) -> LeaseRecord:  # type: ignore[no-untyped-def]
+    with Session(engine, expire_on_commit=False) as session:
+        return crud.reserve_lease(
+            session=session, customer=customer, idempotency_key=key, request_hash=key,
+            machine_id="0x" + "00" * 32, endpoint="127.0.0.1:1", gpus=1, duration_blocks=50,
+            spec=SPEC, spec_hash=hex0x(spec_hash(SPEC)), signed=signed,
+        )  # fmt: skip
+
+
+def _tentative(engine: Engine, row: LeaseRecord, lease_id: int, block: int) -> None:
+    """What a request's receipt from a best block (later abandoned by a fork) would record."""
+    with Session(engine) as session:
+        crud.record_created(
+            session=session, record_id=row.id, lease_id=lease_id, block_number=block,
+            price_per_gpu_block=1, escrow=50, duration_blocks=50, final=False,
+        )  # fmt: skip
+        session.execute(update(LeaseRecord).where(col(LeaseRecord.id) == row.id)
+                        .values(delivery_state="delivered"))  # fmt: skip
+        session.commit()
+
+
+def test_a_lease_id_from_an_abandoned_block_goes_to_its_rightful_lease(
+    engine: Engine, chain: ChainClient, machine: OfferedMachine
+) -> None:
+    """Customer X's receipt came from a block a fork abandoned; on the finalized chain the same
+    lease id went to customer Y's extrinsic. Y's record gets the lease; X's record holds nothing
+    (a request again, not listed, delivered again if it ever gets a lease), and when X's own
+    extrinsic lands later it gets the id the finalized chain gave it."""
+    params = {
+        "machine_id": machine.hex_id, "gpus": 1, "duration": 50,
+        "max_price_per_gpu_block": machine.price, "spec_hash": hex0x(spec_hash(SPEC)),
+    }  # fmt: skip
+    x, x_key = _customer(engine, chain)
+    y, y_key = _customer(engine, chain)
+    x_signed = chain.sign(x_key, PALLET, "create_lease", params)
+    y_signed = chain.sign(y_key, PALLET, "create_lease", params)
+    x_row, y_row = _reserve(engine, x, x_signed, "fork-x"), _reserve(engine, y, y_signed, "fork-y")
+    head = chain.block_number()
+    _set_cursor_before(engine, chain, head)
+    taken = chain.next_lease_id()
+    _tentative(engine, x_row, taken, head + 1)
+
+    receipt = chain.send(y_signed)
+    assert int(receipt.one(PALLET, "LeaseCreated")["lease_id"]) == taken
+    Indexer(engine, chain).sync()
+    got_y, got_x = _row(engine, y_row.id), _row(engine, x_row.id)
+    assert got_y is not None and got_y.lease_id == taken and got_y.created_final
+    assert got_y.customer_id == y.id and got_y.chain_state == "pending"
+    assert got_x is not None and got_x.lease_id is None and got_x.chain_state == "submitting"
+    assert got_x.delivery_state == "pending" and not got_x.created_final
+    with Session(engine) as session:
+        assert crud.list_leases(session=session, customer=x) == ([], 0)
+
+    later = chain.send(x_signed)
+    again = int(later.one(PALLET, "LeaseCreated")["lease_id"])
+    assert again != taken
+    Indexer(engine, chain).sync()
+    got_x = _row(engine, x_row.id)
+    assert got_x is not None and got_x.lease_id == again and got_x.created_final
+    assert got_x.chain_state == "pending" and got_x.delivery_state == "pending"
+    for key, lease_id in ((x_key, again), (y_key, taken)):
+        chain.gpu_rental(key, "cancel_lease", lease_id=lease_id)
+
+
+def test_a_receipt_whose_block_finality_passed_by_is_taken_back(
+    engine: Engine, chain: ChainClient, machine: OfferedMachine
+) -> None:
+    """A receipt named a block finality abandoned, and no finalized block holds the lease: once
+    the indexer is past that block the record is a request again; when its extrinsic can no
+    longer be included (its nonce went to another), settling removes it. Nothing was shown as
+    running and nothing was charged."""
+    x, x_key = _customer(engine, chain)
+    signed = chain.sign(x_key, PALLET, "create_lease", {
+        "machine_id": machine.hex_id, "gpus": 1, "duration": 50,
+        "max_price_per_gpu_block": machine.price, "spec_hash": hex0x(spec_hash(SPEC)),
+    })  # fmt: skip
+    row = _reserve(engine, x, signed, "abandoned")
+    head = chain.block_number()
+    _set_cursor_before(engine, chain, head)
+    _tentative(engine, row, 2**40, head + 1)
+    balance = chain.free_balance(x.address)
+    chain.dev_new_blocks(1)
+    indexer = Indexer(engine, chain)
+    indexer.sync()
+    got = _row(engine, row.id)
+    assert got is not None and got.lease_id is None and got.chain_state == "submitting"
+    # X's nonce goes to another extrinsic: the create can never be included now.
+    chain.send(chain.sign(x_key, "System", "remark", {"remark": "0x01"}))
+    with Session(engine) as session:
+        session.execute(update(LeaseRecord).where(col(LeaseRecord.id) == row.id)
+                        .values(updated_at=utcnow() - timedelta(minutes=5)))  # fmt: skip
+        session.commit()
+    indexer.sync()
+    indexer.settle_submissions()
+    assert _row(engine, row.id) is None
+    assert chain.free_balance(x.address) > balance - TOKEN_UNIT // 100  # a remark's fee only

@@ -336,6 +336,67 @@ def test_each_component_switches_off(helm: Path, tmp_path: Path, component: str)
     assert set(names.values()) - {gone} <= remaining
 
 
+def test_chain_node_serves_the_services_when_no_chain_url_is_given(
+    helm: Path, tmp_path: Path
+) -> None:
+    """ci/chain-node-values.yaml: a dev validator in the release, and every service reads its
+    RPC through the headless Service's stable name."""
+    manifests = render(helm, tmp_path, {}, files=[CHART / "ci" / "chain-node-values.yaml"])
+    node = one(manifests, "StatefulSet", "rel-gridlease-chain")
+    spec = pod_spec(node)
+    container = spec["containers"][0]
+    assert container["image"] == "localhost/gridlease-chain-node:0.1.0"
+    args = container["args"]
+    for arg in ("--chain=dev", "--rpc-external", "--rpc-methods=safe", "--validator", "--alice",
+                "--state-pruning=archive", "--blocks-pruning=archive"):  # fmt: skip
+        assert arg in args
+    assert "initContainers" not in spec  # dev keys: no Secret to insert
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/readiness", "port": "rpc"}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    claim = node["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    service = one(manifests, "Service", "rel-gridlease-chain")
+    assert service["spec"]["clusterIP"] == "None"
+    url = "ws://rel-gridlease-chain-0.rel-gridlease-chain.gl.svc:9944"
+    api = pod_spec(one(manifests, "Deployment", "rel-gridlease-api"))["containers"][0]
+    agent = pod_spec(one(manifests, "DaemonSet", "rel-gridlease-gpu-node"))["containers"][0]
+    assert env_of(api)["GRIDLEASE_API_CHAIN_URL"] == url
+    assert env_of(agent)["GRIDLEASE_NODE_CHAIN_URL"] == url
+    # chain.url, when given, still wins (the node then only follows or validates).
+    given = render(helm, tmp_path, CHAIN, files=[CHART / "ci" / "chain-node-values.yaml"])
+    api = pod_spec(one(given, "Deployment", "rel-gridlease-api"))["containers"][0]
+    assert env_of(api)["GRIDLEASE_API_CHAIN_URL"] == CHAIN["chain"]["url"]
+
+
+def test_validator_takes_its_keys_spec_and_node_key_from_the_cluster(
+    helm: Path, tmp_path: Path
+) -> None:
+    """ci/validator-values.yaml: the session keys go into the keystore on the volume (aura as
+    sr25519, gran as ed25519) before the node starts; the chain spec and the libp2p key are
+    mounted read-only; nothing of them is in the manifests themselves."""
+    manifests = render(helm, tmp_path, {}, files=[CHART / "ci" / "validator-values.yaml"])
+    spec = pod_spec(one(manifests, "StatefulSet", "rel-gridlease-chain"))
+    init = spec["initContainers"][0]
+    script = init["command"][2]
+    assert "--key-type aura" in script and "--scheme sr25519" in script
+    assert "--key-type gran" in script and "--scheme ed25519" in script
+    assert '"$(cat /keys/aura)"' in script and '"$(cat /keys/gran)"' in script
+    assert env_of(init)["CHAIN"] == "/chain-spec/chain-spec.json"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["keys"]["secret"] == {"secretName": "gridlease-validator-keys",
+                                         "defaultMode": 0o400}  # fmt: skip
+    assert volumes["chain-spec"]["configMap"]["name"] == "gridlease-chain-spec"
+    assert volumes["node-key"]["secret"]["secretName"] == "gridlease-node-key"
+    args = spec["containers"][0]["args"]
+    assert "--chain=/chain-spec/chain-spec.json" in args and "--validator" in args
+    assert "--node-key-file=/node-key/node-key" in args
+    assert any(a.startswith("--bootnodes=/dns/boot-0.chain.example/") for a in args)
+    assert not any(a.startswith("--state-pruning") for a in args)  # archive: false
+    assert not any(a.startswith("--alice") for a in args)
+    assert not by_kind(manifests, "Deployment") and not by_kind(manifests, "DaemonSet")
+
+
 # -- monitoring ----------------------------------------------------------------------------------
 def test_service_monitors_only_where_the_crd_exists(helm: Path, tmp_path: Path) -> None:
     assert not by_kind(render(helm, tmp_path, CHAIN), "ServiceMonitor")
@@ -418,7 +479,7 @@ def test_notes_say_how_to_reach_the_api_and_sign_up(helm: Path, tmp_path: Path) 
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({}, "/chain/url"),
+        ({}, "chain.url is required"),
         ({"chain": {"url": "http://chain:9944"}}, "/chain/url"),
         (merged(CHAIN, {"api": {"database": {"type": "mysql"}}}), "/api/database/type"),
         (merged(CHAIN, {"api": {"replicas": 2}}), "SQLite allows one API replica"),
@@ -432,7 +493,11 @@ def test_notes_say_how_to_reach_the_api_and_sign_up(helm: Path, tmp_path: Path) 
          "'PATH' does not match pattern '^GRIDLEASE_"),
         (merged(CHAIN, {"podSecurity": {"runAsUser": 0, "runAsGroup": 0}}),
          "/podSecurity/runAsUser"),
-        (merged(CHAIN, {"chainNode": {"enabled": True}}), "/chainNode/enabled"),
+        ({"chainNode": {"enabled": True, "mode": "validator"}}, "chainNode.keySecret"),
+        ({"chainNode": {"enabled": True, "mode": "validator", "devKey": "alice",
+                        "chainSpecConfigMap": "spec"}}, "chainNode.devKey"),
+        ({"chainNode": {"enabled": True, "chain": "mainnet"}}, "/chainNode/chain"),
+        ({"chainNode": {"enabled": True, "bootnodes": ["boot:30333"]}}, "/chainNode/bootnodes/0"),
         (merged(CHAIN, {"seed": {"enabled": False}}), "the API and GPU nodes need seeds"),
         (merged(CHAIN, {"api": {"ingress": {"enabled": True}}}),
          "api.ingress.hosts: list at least one host"),
@@ -448,7 +513,8 @@ def test_notes_say_how_to_reach_the_api_and_sign_up(helm: Path, tmp_path: Path) 
     ],
     ids=["no-chain", "chain-not-ws", "database-type", "sqlite-replicas", "pg-without-secret",
          "unknown-key", "no-seeds", "node-port-range", "simulate-syntax", "foreign-env",
-         "root", "chain-node", "seeds-off", "ingress-no-hosts", "ingress-bare-wildcard",
+         "root", "validator-no-keys", "dev-key-own-spec", "chain-spec-name", "bootnode-no-peer-id",
+         "seeds-off", "ingress-no-hosts", "ingress-bare-wildcard",
          "ingress-inner-wildcard", "env-override", "price-float", "price-decimal", "price-zero"],
 )  # fmt: skip
 def test_wrong_values_are_refused_with_the_key_at_fault(

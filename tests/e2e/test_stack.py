@@ -105,6 +105,22 @@ def _restart(stack: Stack, name: str, sig: int) -> None:
     stack.state.save(processes, stack.state.info())
 
 
+def _terminate_and_check_money(api: ApiClient, chain: ChainClient, lease_id: int) -> None:
+    """Terminates the lease; the chain's events show it started and ended once, and the escrow,
+    pay, fee and refund add up, exactly as the API recorded them."""
+    api.post(f"/leases/{lease_id}/terminate")
+    wait_until("lease end recorded", lambda: api.get(f"/leases/{lease_id}")["state"] == "ended",
+               120)  # fmt: skip
+    ended = api.get(f"/leases/{lease_id}")
+    first, last = int(ended["created_block"]), int(ended["ended_block"])
+    assert _events(chain, "LeaseStarted", lease_id, first, last) == 1
+    assert _events(chain, "LeaseEnded", lease_id, first, last) == 1
+    money = lease_settlement(chain, lease_id, first, last)
+    assert money["escrow"] == money["paid"] + money["fee"] + money["refunded"]
+    assert int(ended["spent"]) == money["paid"] + money["fee"]
+    assert int(ended["refunded"]) == money["refunded"]
+
+
 def test_demo_lease_is_served_and_money_adds_up(stack: Stack, chain: ChainClient) -> None:
     result = run_demo(stack.api_url, stack.chain_url, stack.root, say=lambda _m: None,
                       blocks=100)
@@ -125,15 +141,7 @@ def test_node_killed_mid_lease_keeps_lease_running_and_started_once(
     assert on_chain is not None and on_chain.state == "Running"
     again = wait_until_running(api, lease_id, out=io.StringIO())
     assert again["connection"]["ssh_port"] == lease["connection"]["ssh_port"]
-    api.post(f"/leases/{lease_id}/terminate")
-    wait_until("lease end recorded", lambda: api.get(f"/leases/{lease_id}")["state"] == "ended",
-               60)
-    ended = api.get(f"/leases/{lease_id}")
-    first, last = int(ended["created_block"]), int(ended["ended_block"])
-    assert _events(chain, "LeaseStarted", lease_id, first, last) == 1
-    money = lease_settlement(chain, lease_id, first, last)
-    assert money["escrow"] == money["paid"] + money["fee"] + money["refunded"]
-    assert int(ended["spent"]) == money["paid"] + money["fee"]
+    _terminate_and_check_money(api, chain, lease_id)
 
 
 @pytest.mark.on_validators
@@ -156,17 +164,7 @@ def test_validator_killed_mid_lease_loses_and_doubles_no_money(
     bob.start()
     wait_until("finality resumes",
                lambda: chain.block_number(chain.finalized_head()) > stalled_at + 3, 120)
-    api.post(f"/leases/{lease_id}/terminate")
-    wait_until("lease end recorded", lambda: api.get(f"/leases/{lease_id}")["state"] == "ended",
-               120)
-    ended = api.get(f"/leases/{lease_id}")
-    first, last = int(ended["created_block"]), int(ended["ended_block"])
-    assert _events(chain, "LeaseStarted", lease_id, first, last) == 1
-    assert _events(chain, "LeaseEnded", lease_id, first, last) == 1
-    money = lease_settlement(chain, lease_id, first, last)
-    assert money["escrow"] == money["paid"] + money["fee"] + money["refunded"]
-    assert int(ended["spent"]) == money["paid"] + money["fee"]
-    assert int(ended["refunded"]) == money["refunded"]
+    _terminate_and_check_money(api, chain, lease_id)
 
 
 def test_api_restart_keeps_lease_states(stack: Stack, api: ApiClient) -> None:

@@ -98,8 +98,8 @@ def test_to_workload_maps_chain_gpu_indexes_to_uuids() -> None:
 def test_store_keeps_specs_across_reopen(tmp_path: Path) -> None:
     store = NodeStore(tmp_path / "node.db")
     first = store.accept(3, SPEC, spec_hash(SPEC), "5Cust", 10)
-    again = store.accept(3, {**SPEC, "env": {"A": "b"}}, b"\0" * 32, "5Other", 11)
-    assert again == first  # the first accepted row stands
+    again = store.accept(3, SPEC, spec_hash(SPEC), "5Cust", 11)
+    assert again == first  # the same spec again: the first accepted row stands
     store.close()
 
     reopened = NodeStore(tmp_path / "node.db")
@@ -109,6 +109,20 @@ def test_store_keeps_specs_across_reopen(tmp_path: Path) -> None:
     got = reopened.get(3)
     assert got is not None and got.ended and got.ended_block == 20
     assert reopened.get(2**64 - 1) is None
+
+
+def test_store_spec_of_an_abandoned_lease_gives_way_to_the_chains_lease(tmp_path: Path) -> None:
+    """Lease 3's spec was accepted while lease 3 was customer A's in a block a fork abandoned;
+    the finalized chain gave id 3 to B's lease (another spec hash). B's spec, checked against the
+    chain as every accepted spec is, replaces A's: otherwise B's workload never starts."""
+    store = NodeStore(tmp_path / "node.db")
+    store.accept(3, SPEC, spec_hash(SPEC), "5A", 10)
+    store.mark_ended(3, 12)
+    other = {**SPEC, "env": {"A": "b"}}
+    replaced = store.accept(3, other, spec_hash(other), "5B", 14)
+    assert replaced.customer == "5B" and replaced.digest == spec_hash(other)
+    assert replaced.accepted_block == 14 and not replaced.ended
+    assert store.active() == {3: replaced}
 
 
 def test_store_sequence_increases_across_restarts_even_if_clock_goes_back(tmp_path: Path) -> None:

@@ -46,4 +46,18 @@ pub enum Subcommand {
 
 	/// The database's metadata.
 	ChainInfo(sc_cli::ChainInfoCmd),
+
+	/// Runtime benchmarks (built with `--features runtime-benchmarks`).
+	#[cfg(feature = "runtime-benchmarks")]
+	#[command(subcommand)]
+	Benchmark(BenchmarkCmd),
+}
+
+/// The benchmarks this node runs: only the pallet benchmarks that produce `weights.rs` (the
+/// node has no other benchmark to offer its operators yet).
+#[cfg(feature = "runtime-benchmarks")]
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchmarkCmd {
+	/// Run a pallet's benchmarks against a runtime wasm (`--runtime`) and write its weights.
+	Pallet(polkadot_sdk::frame_benchmarking_cli::PalletCmd),
 }

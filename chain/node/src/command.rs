@@ -105,6 +105,15 @@ pub fn run() -> sc_cli::Result<()> {
 			let runner = cli.create_runner(cmd)?;
 			runner.sync_run(|config| cmd.run::<gridlease_runtime::opaque::Block>(&config))
 		},
+		#[cfg(feature = "runtime-benchmarks")]
+		Some(Subcommand::Benchmark(crate::cli::BenchmarkCmd::Pallet(cmd))) => {
+			// The wasm given with `--runtime` (and its genesis preset) is all the command needs:
+			// no chain spec, no database.
+			let runner = cli.create_runner(cmd)?;
+			runner.sync_run(|_config| {
+				cmd.run_with_spec::<polkadot_sdk::sp_runtime::traits::HashingFor<gridlease_runtime::opaque::Block>, ()>(None)
+			})
+		},
 		None => {
 			let runner = cli.create_runner(&cli.run)?;
 			runner.run_node_until_exit(|config| async move {

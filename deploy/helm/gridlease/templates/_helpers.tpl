@@ -41,13 +41,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 One component's names and labels: call with (dict "root" $ "component" "api"), and "suffix"
 ("-data", "-test", "-metrics") for the component's other objects. The full name is cut so that
 the component and suffix always fit whole (names stay distinct, however long the release name):
-63 characters, and 52 for the seeds, whose StatefulSet name goes into the 63-character
+63 characters, and 52 for the seeds and the chain node, whose StatefulSet name goes into the 63-character
 controller-revision-hash label with an 11-character hash (the headless Service, pods and every
 other seed name use the same cut, so they keep matching).
 */}}
 {{- define "gridlease.componentName" -}}
 {{- $tail := printf "-%s%s" .component (.suffix | default "") }}
-{{- $max := ternary 52 63 (eq .component "seed") }}
+{{- $max := ternary 52 63 (has .component (list "seed" "chain")) }}
 {{- $base := include "gridlease.fullname" .root | trunc (int (sub $max (len $tail))) | trimSuffix "-" }}
 {{- printf "%s%s" $base $tail }}
 {{- end }}
@@ -92,9 +92,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- join "," $eps }}
 {{- end }}
 
-{{/* The chain RPC URL every component uses. */}}
+{{/* The chain RPC URL every component uses: chain.url, else this release's chain node. */}}
 {{- define "gridlease.chainUrl" -}}
-{{- required "chain.url is required: the chain's RPC websocket (ws:// or wss://)" .Values.chain.url }}
+{{- if .Values.chain.url }}
+{{- .Values.chain.url }}
+{{- else if .Values.chainNode.enabled }}
+{{- $name := include "gridlease.componentName" (dict "root" . "component" "chain") }}
+{{- printf "ws://%s-0.%s.%s.svc:%d" $name $name .Release.Namespace (int .Values.chainNode.rpcPort) }}
+{{- else }}
+{{- fail "chain.url is required: the chain's RPC websocket (ws:// or wss://), or enable chainNode" }}
+{{- end }}
+{{- end }}
+
+{{/* The chain spec the chain node runs: `dev`, `local`, or the JSON of chainSpecConfigMap. */}}
+{{- define "gridlease.chainNode.spec" -}}
+{{- if .Values.chainNode.chainSpecConfigMap }}/chain-spec/chain-spec.json{{ else }}{{ .Values.chainNode.chain }}{{ end }}
 {{- end }}
 
 {{/* The container security context every Gridlease container runs with. */}}
