@@ -87,9 +87,13 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Split]:
             n.stop()
 
 
-def _workloads(lease_id: int) -> list[dict[str, object]]:
+def _workloads(machine_id: str, lease_id: int) -> list[dict[str, object]]:
+    """This machine's containers for lease_id (other tests' stacks leave theirs: a stopped GPU
+    node keeps its workloads, and lease ids start from 0 on every chain)."""
     out = subprocess.run(
-        ["podman", "ps", "--format", "json", "--filter", f"label={labels.LEASE_ID}={lease_id}"],
+        ["podman", "ps", "--format", "json",
+         "--filter", f"label={labels.LEASE_ID}={lease_id}",
+         "--filter", f"label={labels.NODE}={machine_id.removeprefix('0x')}"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     return list(json.loads(out or "[]"))
@@ -136,7 +140,8 @@ def test_a_lease_made_on_the_losing_side_is_never_confirmed_shown_running_or_pai
     ):
         wait_until("blocks finalized", lambda: _finalized(main) >= 3, 120)
         offer = api.get("/offers", params={"min_gpus": 1, "limit": 1})["data"][0]
-        machine = main.machine(bytes.fromhex(offer["machine_id"][2:]))
+        machine_hex = offer["machine_id"]
+        machine = main.machine(bytes.fromhex(machine_hex[2:]))
         assert machine is not None
 
         split.charlie.restart_peered_with(split.dave)
@@ -165,7 +170,7 @@ def test_a_lease_made_on_the_losing_side_is_never_confirmed_shown_running_or_pai
         assert int(lease["lease_id"]) == taken and lease["state"] in ("pending", "starting")
         wait_until(
             "the workload started on the small side's best block",
-            lambda: any(w.get("State") == "running" for w in _workloads(taken)),
+            lambda: any(w.get("State") == "running" for w in _workloads(machine_hex, taken)),
             90,
         )
         wait_until(
@@ -198,7 +203,8 @@ def test_a_lease_made_on_the_losing_side_is_never_confirmed_shown_running_or_pai
         assert eve_lease is None or eve_lease.customer == eve.ss58_address
         assert _events(main, "LeaseStarted", taken, fork_point, joined) == 0
         assert _events(main, "PaymentClaimed", taken, fork_point, joined) == 0
-        wait_until("the abandoned lease's workload removed", lambda: not _workloads(taken), 90)
+        wait_until("the abandoned lease's workload removed",
+                   lambda: not _workloads(machine_hex, taken), 90)  # fmt: skip
 
         def settled() -> bool:
             mine = api.get("/leases")["data"]
