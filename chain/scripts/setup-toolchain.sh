@@ -58,7 +58,7 @@ RS
   cp "$probe"/target/wasm32v1-none/release/deps/lib{core,alloc,compiler_builtins}-*.rlib "$sysroot_lib"/
   touch "$stamp"
   # Wasm crates built against the old libraries would not link with the new ones.
-  rm -rf "$CARGO_TARGET_DIR"/*/wbuild
+  rm -rf "$CARGO_TARGET_DIR"/*/wbuild "$DEV_WASM_TARGET_DIR"
 fi
 
 chopsticks_dir="$GRIDLEASE_CACHE/chopsticks"

@@ -4,6 +4,7 @@
 #   kubelet, kube-proxy                                               (k8s/: k8s.io/kubernetes)
 #   etcd                                                              (etcd/: etcdmain.Main)
 #   kwok, and its stage configs                                       (kwok/: sigs.k8s.io/kwok)
+#   coredns, with the plugins the cluster's Corefile uses           (coredns/: coremain.Run)
 # at the versions of versions.env, into ~/.cache/gridlease/k8s/<k8s-version>/bin (override the
 # root with GRIDLEASE_CACHE). A stamp keyed by the inputs (versions.env, go.mod/go.sum, main.go)
 # makes a second run with a warm cache take well under a second. Go's module and build caches are
@@ -20,9 +21,9 @@ cache="${GRIDLEASE_CACHE:-$HOME/.cache/gridlease}"
 out="$cache/k8s/$K8S_VERSION"
 bin="$out/bin"
 stamp="$out/.stamp"
-binaries=(etcd kwok kube-apiserver kube-scheduler kube-controller-manager kubelet kube-proxy)
+binaries=(etcd kwok kube-apiserver kube-scheduler kube-controller-manager kubelet kube-proxy coredns)
 
-key="$(cat "$here/versions.env" "$here"/*/go.mod "$here"/*/go.sum "$here/etcd/main.go" | sha256sum | cut -d' ' -f1)"
+key="$(cat "$here/versions.env" "$here"/*/go.mod "$here"/*/go.sum "$here/etcd/main.go" "$here/coredns/main.go" | sha256sum | cut -d' ' -f1)"
 warm() {
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] || return 1
   for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
@@ -30,7 +31,7 @@ warm() {
 }
 if [ "${1:-}" = "--check" ]; then warm; exit; fi
 if warm; then
-  echo "test cluster binaries: cached ($K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
+  echo "test cluster binaries: cached ($K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, coredns $COREDNS_VERSION)"
   echo "$bin"
   exit 0
 fi
@@ -40,7 +41,7 @@ export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
 export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 mkdir -p "$bin" "$GOMODCACHE" "$GOCACHE"
 rm -f "$stamp"
-echo "building the test cluster: kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION"
+echo "building the test cluster: kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, coredns $COREDNS_VERSION"
 echo "  go: $(go version); output: $bin"
 
 t_all=$SECONDS
@@ -82,11 +83,17 @@ kwok_build() {
   rm -rf "$out/kwok-stage" && cp -r "$dir/kustomize/stage" "$out/kwok-stage" && chmod -R u+w "$out/kwok-stage"
 }
 
+coredns_build() {
+  cd "$here/coredns" && go list -deps . >/dev/null \
+    && nice -n 19 go build -trimpath -ldflags "-s -w" -o "$bin/coredns" .
+}
+
 step "etcd $ETCD_VERSION (download + build)" etcd_build
 step "kwok $KWOK_VERSION (download + build, stage configs)" kwok_build
 step "kubernetes $K8S_VERSION modules (download)" k8s_download
 step "kube-apiserver, kube-scheduler, kube-controller-manager (build)" k8s_build
 step "kubelet, kube-proxy (build)" node_build
+step "coredns $COREDNS_VERSION (download + build)" coredns_build
 
 "$bin/kube-apiserver" --version | grep -qx "Kubernetes $K8S_VERSION" \
   || { echo "kube-apiserver reports $("$bin/kube-apiserver" --version), not $K8S_VERSION" >&2; exit 1; }

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from services.devstack.cluster_dns import COREDNS_USER, DNS_SERVICE_IP, corefile, dns_objects
 from services.devstack.cluster_node import SYSTEM_PACKAGES, RealNode, RealNodeSpec, node_ip
 from services.devstack.pki import CertPair, ClusterPki
 from services.devstack.processes import REPO, Process, StackState, free_ports
@@ -66,6 +67,7 @@ COMPONENTS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
+    "coredns",
     "containerd",
     "kubelet",
     "kube-proxy",
@@ -194,10 +196,13 @@ class _Ports:
     kubelet_healthz: int
     kube_proxy_healthz: int
     kube_proxy_metrics: int
+    coredns: int
+    coredns_health: int
+    coredns_ready: int
 
     @classmethod
     def pick(cls) -> _Ports:
-        return cls(*free_ports(10))
+        return cls(*free_ports(13))
 
 
 @dataclass
@@ -284,7 +289,8 @@ class DevCluster:
             if self.running():
                 raise ClusterError(f"the cluster in {self.root} is already up (down stops it)")
             self.down()
-        for name in COMPONENTS[:5] + (("kubelet", "kube-proxy") if self.with_kubelet else ()):
+        real_node = ("coredns", "kubelet", "kube-proxy") if self.with_kubelet else ()
+        for name in COMPONENTS[:5] + real_node:
             if not (self.bin_dir / name).exists():
                 raise ClusterError(f"{self.bin_dir / name} is missing: run {BUILD_SCRIPT}")
         self._fresh()
@@ -313,6 +319,9 @@ class DevCluster:
         pki = ClusterPki(self.pki_dir)
         sa = pki.service_account_key()
         server = f"https://127.0.0.1:{ports.apiserver}"
+        # Pods on the real node reach the API server (the `kubernetes` Service) and CoreDNS on
+        # the node's address; without a real node everything stays on loopback.
+        ip = self._node_ip(started) if self.with_kubelet else None
         serving = pki.issue(
             "apiserver",
             "kube-apiserver",
@@ -324,7 +333,8 @@ class DevCluster:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            ips=("127.0.0.1", str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))),
+            ips=("127.0.0.1", str(next(ipaddress.ip_network(SERVICE_CIDR).hosts())))
+            + ((ip,) if ip else ()),
         )
         admin = pki.issue("admin", "admin", ("system:masters",), client=True)
         # The aggregation layer's front proxy: its CA in the extension-apiserver-authentication
@@ -383,7 +393,12 @@ class DevCluster:
             [
                 str(bin_ / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
+                # Clients on this machine use loopback, pods the advertised node address.
+                *(
+                    ["--bind-address=0.0.0.0", f"--advertise-address={ip}"]
+                    if ip
+                    else ["--bind-address=127.0.0.1"]
+                ),
                 f"--secure-port={ports.apiserver}",
                 f"--cert-dir={self.root / 'certs'}",
                 f"--tls-cert-file={serving.cert}",
@@ -427,8 +442,9 @@ class DevCluster:
             for node in self.gpu_nodes:
                 ready = functools.partial(_node_ready, api, node.name)
                 self._wait(started, "kwok", deadline, ready, what=f"fake node {node.name} Ready")
-            if self.with_kubelet:
-                self._start_real_node(started, ports, pki, server, api, deadline)
+            if ip:
+                self._start_dns(started, ports, pki, server, api, ip, deadline)
+                self._start_real_node(started, ports, pki, server, api, ip, deadline)
         finally:
             api.close()
 
@@ -511,6 +527,7 @@ class DevCluster:
         pki: ClusterPki,
         server: str,
         api: httpx.Client,
+        ip: str,
         deadline: float,
     ) -> None:
         node, spec = self.node, self.real_node_spec
@@ -521,11 +538,6 @@ class DevCluster:
                 + " ".join(SYSTEM_PACKAGES) + ")"
             )  # fmt: skip
         archives = node.image_archives()
-        try:
-            ip = node_ip()
-        except OSError as e:
-            raise ClusterError(f"the real node needs an IP address: {e}") from e
-        started.info["node-ip"] = ip
         containerd_root = Path(tempfile.mkdtemp(prefix="gridlease-containerd-"))
         started.info["containerd-root"] = str(containerd_root)
         cert = pki.issue(
@@ -536,8 +548,9 @@ class DevCluster:
             self.root / "kubeconfigs" / "kubelet.kubeconfig", server, pki.ca.cert, cert
         )
         containerd_conf, kubelet_conf = node.write_configs(
-            containerd_root, cert, pki.ca.cert, ip, ports.kubelet, ports.kubelet_healthz
-        )
+            containerd_root, cert, pki.ca.cert, ip, ports.kubelet, ports.kubelet_healthz,
+            cluster_dns=DNS_SERVICE_IP,
+        )  # fmt: skip
         self._run(started, "containerd", node.containerd_argv(containerd_conf))
         self._wait(
             started, "containerd", deadline, lambda: node.ctr("version", timeout=5).returncode == 0
@@ -577,6 +590,37 @@ class DevCluster:
                 raise ClusterError(f"advertising GPUs on {spec.name}: {response.text}")
             has_gpus = functools.partial(_allocatable, api, spec.name, GPU_RESOURCE, spec.gpus)
             self._wait(started, "kubelet", deadline, has_gpus, what=f"{spec.name} allocatable GPUs")
+
+    def _node_ip(self, started: _Started) -> str:
+        try:
+            ip = node_ip()
+        except OSError as e:
+            raise ClusterError(f"the real node needs an IP address: {e}") from e
+        started.info["node-ip"] = ip
+        return ip
+
+    def _start_dns(
+        self,
+        started: _Started,
+        ports: _Ports,
+        pki: ClusterPki,
+        server: str,
+        api: httpx.Client,
+        ip: str,
+        deadline: float,
+    ) -> None:
+        """CoreDNS on `ip`, and the kube-dns Service in front of it (services.devstack.cluster_dns);
+        waits until it has read the API server."""
+        kubeconfig = self._component_kubeconfig(pki, server, "coredns", COREDNS_USER)
+        config = self.root / "Corefile"
+        config.write_text(
+            corefile(ip, ports.coredns, ports.coredns_health, ports.coredns_ready, kubeconfig)
+        )
+        for path, body in dns_objects(ip, ports.coredns):
+            _create(api, path, body)
+        self._run(started, "coredns", [str(self.bin_dir / "coredns"), "-conf", str(config)])
+        ready = functools.partial(_http_ok, f"http://127.0.0.1:{ports.coredns_ready}/ready")
+        self._wait(started, "coredns", deadline, ready)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _run(

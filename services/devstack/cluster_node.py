@@ -47,7 +47,7 @@ CNI_BIN_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 BUSYBOX = Path("/bin/busybox")
 BUSYBOX_APPLETS = (
     "sh", "sleep", "cat", "echo", "ls", "ps", "id", "hostname", "nc", "wget", "env", "mkdir",
-    "httpd",
+    "httpd", "nslookup",
 )  # fmt: skip
 CNI_BRIDGE = "glcni0"
 
@@ -136,9 +136,11 @@ class RealNode:
         node_ip: str,
         port: int,
         healthz_port: int,
+        cluster_dns: str | None = None,
     ) -> tuple[Path, Path]:
-        """Writes containerd's config.toml, the CNI network and the kubelet's configuration;
-        returns (containerd config, kubelet config)."""
+        """Writes containerd's config.toml, the CNI network and the kubelet's configuration
+        (pods' nameserver `cluster_dns`, else this machine's resolvers); returns (containerd
+        config, kubelet config)."""
         self.root.mkdir(parents=True, exist_ok=True)
         cni_conf = self.root / "net.d"
         cni_conf.mkdir(exist_ok=True)
@@ -222,6 +224,7 @@ state = "{containerd_root / "state"}"
             "cgroupsPerQOS": False,
             "enforceNodeAllocatable": [],
             "clusterDomain": "cluster.local",
+            "clusterDNS": [cluster_dns] if cluster_dns else [],
             "resolvConf": "/etc/resolv.conf",
             # Imported images cannot be pulled again: never garbage-collect them, and do not
             # evict pods because a shared disk is fuller than a dedicated node's would be.

@@ -2,8 +2,9 @@
 matches this checkout, and what a cold `dev up` would still build.
 
 Each cache is judged the way its builder keys it:
-- runtime wasm: cargo's own freshness, approximated as in chain/scripts/build.sh (`-nt`): the
-  wasm under $CARGO_TARGET_DIR/debug/wbuild is newer than every chain source and Cargo.lock;
+- runtime wasm: cargo's own freshness, approximated by time: the dev chain's wasm
+  (<cache>/dev-wasm-target, chain/scripts/build.sh) is newer than every chain source and
+  Cargo.lock;
 - dev chain spec (<cache>/devchain/gridlease-dev.json): newer than the wasm it was written from;
 - Chopsticks (<cache>/chopsticks): its package-lock.json equals chain/devchain's (the `cmp` of
   chain/scripts/setup-toolchain.sh), and sqlite3's native module is built (chain/dev-chain);
@@ -107,18 +108,18 @@ def _newest_source(paths: list[Path]) -> float:
 
 
 def _chain_caches(root: Path) -> list[Cache]:
-    target = Path(os.environ.get("CARGO_TARGET_DIR") or root / "cargo-target")
-    # chain/scripts/build.sh: the wasm only (crate gridlease-runtime-wasm), no native runtime.
-    wasms = sorted((target / "debug" / "wbuild").glob("gridlease-runtime/gridlease_runtime.wasm"))
+    # chain/scripts/build.sh: the wasm only (DEV_WASM of chain/scripts/env.sh), no native runtime.
+    target = root / "dev-wasm-target"
+    wasms = [w for w in [target / "wasm32v1-none" / "release" / "gridlease_runtime.wasm"]
+             if w.exists()]  # fmt: skip
     sources = _newest_source([
-        REPO / "chain" / "runtime", REPO / "chain" / "runtime-wasm", REPO / "chain" / "pallets",
-        REPO / "chain" / "Cargo.lock",
+        REPO / "chain" / "runtime", REPO / "chain" / "pallets", REPO / "chain" / "Cargo.lock",
     ])  # fmt: skip
     out = []
     if not wasms:
         out.append(Cache(
             "runtime wasm", str(target), "missing", "not built", True,
-            "about 20 min on 2 cores (host build tools, then ~160 wasm crates)",
+            "about 5 min on 2 cores (~300 crates)",
         ))  # fmt: skip
         wasm_time = None
     else:

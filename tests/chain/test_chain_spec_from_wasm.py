@@ -28,7 +28,8 @@ from tests.utils.devchain import DevChain, start_dev_chain
 CACHE = Path(os.environ.get("GRIDLEASE_CACHE") or Path.home() / ".cache" / "gridlease")
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or CACHE / "cargo-target")
 NATIVE_WRITER = TARGET / "debug" / "gridlease-chain-spec"
-WASM = TARGET / "debug" / "wbuild" / "gridlease-runtime" / "gridlease_runtime.wasm"
+# The dev chain's wasm (chain/scripts/build.sh; DEV_WASM in chain/scripts/env.sh).
+WASM = CACHE / "dev-wasm-target" / "wasm32v1-none" / "release" / "gridlease_runtime.wasm"
 WRITE = REPO / "chain" / "scripts" / "write-chain-spec.sh"
 CODE = "0x3a636f6465"  # ":code"
 # twox128("Timestamp") ++ twox128("Now"), twox128("Aura") ++ twox128("CurrentSlot")
@@ -80,6 +81,21 @@ def test_spec_from_wasm_equals_native_but_for_the_clock(tmp_path: Path) -> None:
     for key in clock:
         text = text.replace(f'"{key}": "{top[key]}"', f'"{key}": "{native_top[key]}"')
     assert text == native_text
+
+
+def test_dev_wasm_has_the_builders_genesis_but_for_code_and_clock(tmp_path: Path) -> None:
+    """The dev chain's wasm (plain cargo, no substrate-wasm-builder, no runtime-benchmarks)
+    writes the genesis of the wasm the builder makes for the node, but for the code itself."""
+    assert WASM.is_file() and NATIVE_WRITER.is_file(), (
+        f"build the dev wasm ({WASM}: bash chain/scripts/build.sh) and the native writer "
+        f"({NATIVE_WRITER}: bash chain/scripts/test.sh)"
+    )
+    subprocess.run([str(NATIVE_WRITER), str(tmp_path / "native.json")], check=True, timeout=120)
+    native_top = json.loads((tmp_path / "native.json").read_text())["genesis"]["raw"]["top"]
+    top = write_from_wasm(WASM, tmp_path / "dev.json")["genesis"]["raw"]["top"]
+    assert top.keys() == native_top.keys()
+    assert {k for k in top if top[k] != native_top[k]} <= {CODE, TIMESTAMP_NOW, AURA_SLOT}
+    assert bytes.fromhex(top[CODE][2:]) == WASM.read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.devstack.processes import REPO
 from services.gpu_node import labels as node_labels
-from tests.deploy.conftest import REPO
 
 CHART = REPO / "deploy" / "helm" / "gridlease"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))

@@ -1,5 +1,5 @@
 """`dev up` echoes the chain build's progress from its log while it waits: the chain scripts'
-own lines as they come, cargo's host crates one line per 20, and never half a line."""
+own lines as they come, cargo's crates one line per 20, and never half a line."""
 
 from __future__ import annotations
 
@@ -15,18 +15,18 @@ def test_progress_lines_are_echoed_once_and_compiling_lines_summarised(tmp_path:
     progress()  # no log yet: nothing to say, no error
     assert said == []
     compiling = "".join(f"   Compiling crate{i} v1.0.0\n" for i in range(1, 41))
-    log.write_text("==> cargo build: the runtime's wasm\n" + compiling + "    wasm: 12 of abo")
+    log.write_text("==> cargo rustc: the runtime's wasm\n" + compiling + "<== chain bu")
     progress()
     assert said == [
-        "    ==> cargo build: the runtime's wasm",
-        "    host build: 20 crates, latest crate20",
-        "    host build: 40 crates, latest crate40",
+        "    ==> cargo rustc: the runtime's wasm",
+        "    compiled 20 crates, latest crate20",
+        "    compiled 40 crates, latest crate40",
     ]
     with log.open("a") as f:
-        f.write("ut 158 crates compiled, latest frame_support (60 s)\n<== chain build: 61 s\n")
+        f.write("ild: 61 s\n==> wrote /cache/devchain/gridlease-dev.json\n")
     progress()
     progress()  # read once: nothing new
     assert said[3:] == [
-        "    wasm: 12 of about 158 crates compiled, latest frame_support (60 s)",
         "    <== chain build: 61 s",
+        "    ==> wrote /cache/devchain/gridlease-dev.json",
     ]

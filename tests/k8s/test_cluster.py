@@ -1,6 +1,7 @@
 """The Kubernetes test cluster itself: the pinned version answers, the fake GPU nodes are
 schedulable by GPU count and model, an impossible request stays unscheduled, RBAC is on, and the
-real (kubelet) node runs a container from an imported image."""
+real (kubelet) node runs a container from an imported image, and its pods find Services by name
+(cluster DNS)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from kubernetes.client.rest import ApiException
 from services.devstack.cluster import (
     DEFAULT_GPU_NODES,
     GPU_RESOURCE,
+    SERVICE_CIDR,
     ClusterError,
     DevCluster,
     Versions,
@@ -227,6 +229,41 @@ def test_real_node_runs_an_imported_image_behind_a_node_port(
         return response.text if response.status_code == 200 else None
 
     assert wait_for("the NodePort answering", fetch).strip() == "served by hello"
+
+    # Another pod finds it by the Service's name (cluster DNS: CoreDNS behind kube-dns, the
+    # namespace's search domain), and the API server's Service by its full name.
+    lookup = (
+        "nslookup kubernetes.default.svc.cluster.local | grep -A1 '^Name:'"
+        " && wget -q -O - http://hello/index.html"
+    )
+    core.create_namespaced_pod(
+        ns,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="client"),
+            spec=client.V1PodSpec(
+                restart_policy="Never",
+                node_name=REAL_NODE.name,
+                termination_grace_period_seconds=1,
+                containers=[
+                    client.V1Container(
+                        name="lookup", image=BUSYBOX_IMAGE, image_pull_policy="Never",
+                        command=["sh", "-c", lookup],
+                    )  # fmt: skip
+                ],
+            ),
+        ),
+    )
+
+    def finished() -> str | None:
+        phase = core.read_namespaced_pod("client", ns).status.phase
+        return str(phase) if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_for("the client pod finished", finished, timeout=120)
+    output = core.read_namespaced_pod_log("client", ns)
+    assert phase == "Succeeded", output
+    service_ip = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
+    assert f"Address: {service_ip}" in output, output
+    assert output.strip().endswith("served by hello"), output
 
 
 def test_a_part_that_cannot_start_is_named_with_its_log(tmp_path: Path) -> None:
