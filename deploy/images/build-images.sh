@@ -19,8 +19,19 @@ base="$(bash "$here/base-image.sh" python)"
 deps="$(bash "$here/python-deps.sh")"
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
-mkdir -p "$context/app" "$context/data"
+mkdir -p "$context/app" "$context/data" "$context/nvml-sim"
 cp -a "$deps" "$context/python"
+# The SIMULATED NVML for clusters without NVIDIA hardware (gpuNode.simulateGpus): compiled here,
+# as the GPU node would at run time, because the image has no compiler.
+sim="$("$root/.venv/bin/python" -c '
+from services.gpu_node.hardware.simulation import build_sim_library
+print(build_sim_library().parent)')"
+cp -a "$sim" "$context/nvml-sim/"
+# Swagger UI and ReDoc, so /docs and /redoc work offline in the cluster too (the API reads them
+# from $GRIDLEASE_CACHE/web-assets, which the image sets).
+bash "$root/scripts/web-assets.sh" >&2
+mkdir -p "$context/cache"
+cp -a "${GRIDLEASE_CACHE:-$HOME/.cache/gridlease}/web-assets" "$context/cache/"
 # The services package without tests' leftovers or caches (what `python -m services.X` runs).
 tar -C "$root" --exclude='__pycache__' --exclude='*.pyc' -cf - services | tar -C "$context/app" -xf -
 app="localhost/gridlease-app:$version"

@@ -16,13 +16,18 @@ import sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
 print("\n".join([*project["dependencies"], "psycopg[binary]>=3.2"]))
 PY
-key="$(cat "$work/requirements.txt" "$work/constraints.txt" | sha256sum | cut -c1-16)"
+# Bump when what is removed below changes (part of the cache key).
+slim=1
+key="$(cat "$work/requirements.txt" "$work/constraints.txt" <(echo "slim=$slim") | sha256sum | cut -c1-16)"
 dest="$cache/python-deps-$key"
 if [ ! -d "$dest" ]; then
   echo "==> pip install --target $dest (the services' dependencies, once)" >&2
   rm -rf "$dest.partial"
   "$pip" install --quiet --disable-pip-version-check --target "$dest.partial" \
     --requirement "$work/requirements.txt" --constraint "$work/constraints.txt" >&2
+  # The kubernetes client ships an asyncio twin of itself (kubernetes/aio: 68 MB of 126, plus
+  # its bytecode), which nothing imports: `import kubernetes` and our code use the sync client.
+  rm -rf "$dest.partial/kubernetes/aio"
   mv "$dest.partial" "$dest"
 fi
 echo "$dest"

@@ -19,14 +19,12 @@ Each cache is judged the way its builder keys it:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -206,9 +204,9 @@ def _sshd_image() -> Cache:
 
 
 def _nvml_sim() -> Cache:
-    source = (resources.files("services.gpu_node") / "nvml_sim" / "libnvidia-ml-sim.c").read_bytes()
-    key = hashlib.sha256(source).hexdigest()[:16]  # the FULL variant: no extra flags
-    lib = _xdg_cache() / "nvml-sim" / f"full-{key}" / "libnvidia-ml.so.1"
+    from services.gpu_node.hardware.simulation import sim_library_path
+
+    lib = sim_library_path()
     if lib.exists():
         return Cache("NVML stand-in", str(lib), "matches checkout", "source hash found", True,
                      "seconds")  # fmt: skip

@@ -347,10 +347,28 @@ def test_chain_node_serves_the_services_when_no_chain_url_is_given(
     container = spec["containers"][0]
     assert container["image"] == "localhost/gridlease-chain-node:0.1.0"
     args = container["args"]
-    for arg in ("--chain=dev", "--rpc-external", "--rpc-methods=safe", "--validator", "--alice",
+    for arg in ("--chain=dev", "--rpc-methods=safe", "--validator", "--alice",
                 "--state-pruning=archive", "--blocks-pruning=archive"):  # fmt: skip
         assert arg in args
-    assert "initContainers" not in spec  # dev keys: no Secret to insert
+    # What the node itself demands of a validator (both found by the real install,
+    # tests/k8s/test_helm_install.py): RPC for other pods only with the explicit flag (plain
+    # --rpc-external is refused), and a libp2p key of its own (NetworkKeyNotFound otherwise),
+    # made once on its volume when no Secret gives one. Dev keys: no Secret to insert.
+    assert "--unsafe-rpc-external" in args and "--rpc-external" not in args
+    assert "--node-key-file=/data/node-key" in args
+    [init] = spec["initContainers"]
+    assert init["name"] == "node-key"
+    assert init["command"][2] == (
+        "[ -s /data/node-key ] || gridlease-node key generate-node-key --file /data/node-key"
+    )
+    # An RPC node is not an authority: plain --rpc-external, the network key it makes itself.
+    rpc = render(helm, tmp_path, {"chainNode": {"mode": "rpc"}},
+                 files=[CHART / "ci" / "chain-node-values.yaml"])  # fmt: skip
+    rpc_spec = pod_spec(one(rpc, "StatefulSet", "rel-gridlease-chain"))
+    rpc_args = rpc_spec["containers"][0]["args"]
+    assert "--rpc-external" in rpc_args and "--unsafe-rpc-external" not in rpc_args
+    assert "initContainers" not in rpc_spec
+    assert not any(a.startswith("--node-key-file") for a in rpc_args)
     assert container["readinessProbe"]["httpGet"] == {"path": "/health/readiness", "port": "rpc"}
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["data"] == "/data"

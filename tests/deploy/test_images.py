@@ -132,6 +132,10 @@ def test_api_image_answers_and_keeps_its_database_in_data(
         wait_until("API in its container", live, 120)
         ready = httpx.get(f"{base}/readyz", timeout=10)
         assert ready.status_code == 503 and "chain" in ready.text
+        # Swagger UI and ReDoc ship in the image (no download at run time).
+        for page in ("/docs", "/redoc"):
+            shown = httpx.get(f"{base}{page}", timeout=10)
+            assert shown.status_code == 200, (page, shown.text[:300])
         listing = subprocess.run([*PODMAN, "exec", name, "ls", "/data"], capture_output=True,
                                  text=True, check=True).stdout  # fmt: skip
         assert "api.db" in listing
@@ -139,3 +143,18 @@ def test_api_image_answers_and_keeps_its_database_in_data(
         print(_stop(name))
         raise
     _stop(name)
+
+
+def test_node_image_reads_simulated_gpus_from_a_read_only_root(images: dict[str, str]) -> None:
+    """The GPU node image has no compiler and a read-only root: the SIMULATED NVML it uses on
+    clusters without NVIDIA hardware (the chart's gpuNode.simulateGpus) is shipped prebuilt, and
+    Debian's Python (3.11.2) runs the simulation code (an Enum quirk of that version broke it)."""
+    shown = subprocess.run(
+        [*PODMAN, "run", *LIMITS, "--rm", "--read-only", "--cap-drop", "ALL", images["node"],
+         "inventory", "--simulate-gpus", "l40s:2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    inventory = json.loads(shown.stdout)
+    assert inventory["simulated"] is True
+    assert [g["name"] for g in inventory["gpus"]] == ["NVIDIA L40S", "NVIDIA L40S"], inventory

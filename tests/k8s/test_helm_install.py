@@ -20,7 +20,7 @@ real node needs (conftest.py); the images' first build takes minutes (then cache
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import re
 import subprocess
@@ -179,13 +179,23 @@ def _values(tmp: Path) -> dict[str, Any]:
             "persistence": volume,
             "nodeSelector": real,
         },
-        "seed": {"replicas": 2, "persistence": volume, "nodeSelector": real},
+        # Offers live two hours and the agent re-announces hourly: what a seed holds after the
+        # upgrade below comes from its volume, not from a fresh announcement.
+        "seed": {
+            "replicas": 2,
+            "persistence": volume,
+            "nodeSelector": real,
+            "offerTtlSeconds": 7200,
+        },
         "gpuNode": {
             "nodeSelector": {"nvidia.com/gpu.present": "true", **real},
             "simulateGpus": f"l40s:{REAL_NODE.gpus}",
             "dataHostPath": str(tmp / "agent-state"),
             "providerKey": {"existingSecret": f"{RELEASE}-provider"},
-            "extraEnv": {"GRIDLEASE_NODE_RECONCILE_INTERVAL_S": "2"},
+            "extraEnv": {
+                "GRIDLEASE_NODE_RECONCILE_INTERVAL_S": "2",
+                "GRIDLEASE_NODE_ANNOUNCE_INTERVAL_S": "3600",
+            },
         },
     }
 
@@ -250,6 +260,18 @@ def _api_url(core: Any, namespace: str) -> str:
     return f"http://{ip}:{service.spec.ports[0].node_port}"
 
 
+def _volume_files(core: Any, namespace: str) -> dict[str, dict[str, int]]:
+    """Each bound claim of `namespace` -> the files in its hostPath volume and their inodes."""
+    out: dict[str, dict[str, int]] = {}
+    for volume in core.list_persistent_volume(label_selector="gridlease.test=helm").items:
+        claim = volume.spec.claim_ref
+        if claim is None or claim.namespace != namespace:
+            continue
+        folder = Path(volume.spec.host_path.path)
+        out[claim.name] = {f.name: f.stat().st_ino for f in folder.iterdir() if f.is_file()}
+    return out
+
+
 def _seed_offers(core: Any, namespace: str, seed: int) -> int:
     """How many offers seed number `seed` holds, asked from inside the cluster (a one-off pod of
     the API image, as helm test's)."""
@@ -302,14 +324,23 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
     core, apps = client.CoreV1Api(k8s_api), client.AppsV1Api(k8s_api)
     ns = release.namespace
 
-    # Every pod of the release on the real node is Ready: chain node, API, both seeds, agent.
+    # Every pod of the release on the real node becomes Ready: chain node, API, both seeds,
+    # agent. (`helm install --wait` does not wait for this: it counts a DaemonSet ready with
+    # maxUnavailable pods not ready, here its only one; the agent also restarts until the chain
+    # node answers.)
     pods = {p.metadata.labels.get("app.kubernetes.io/component"): p for p in _pods(core, ns)}
     assert set(pods) == {"chain", "api", "seed", "gpu-node"}, describe_namespace(core, ns)
-    assert all(_ready(p) for p in _pods(core, ns)), describe_namespace(core, ns)
+    try:
+        wait_for("every pod Ready", lambda: all(_ready(p) for p in _pods(core, ns)), timeout=300)
+    except TimeoutError as e:
+        raise AssertionError(f"{e}\n{describe_namespace(core, ns)}") from e
 
-    tested = release.helm_run("test", RELEASE, "--logs", "--timeout", "5m")
+    tested = release.helm_run("test", RELEASE, "--timeout", "5m")
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "Phase:          Succeeded" in tested.stdout, tested.stdout
+    assert tested.stdout.count("Phase:          Succeeded") == 2, tested.stdout
+    # NOTES.txt names the chain the services read: this release's node.
+    chain_url = f"ws://{RELEASE}-gridlease-chain-0.{RELEASE}-gridlease-chain.{ns}.svc:9944"
+    assert f"Chain: {chain_url} (this release's chain node, validator mode)" in tested.stdout
 
     # A customer, through the API's Service: sign up (dev faucet), lease one GPU, log in.
     url = _api_url(core, ns)
@@ -331,20 +362,21 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
         )  # fmt: skip
         lease_id = int(lease["lease_id"])
         try:
-            running = wait_until_running(api, lease_id, timeout=300, out=open(os.devnull, "w"))
+            running = wait_until_running(api, lease_id, timeout=300, out=io.StringIO())
         except Exception as e:
             raise AssertionError(f"{e}\n{describe_namespace(core, ns)}") from e
     conn = running["connection"]
     login = ssh_when_ready(key, f"{conn['host']}:{conn['ssh_port']}", "echo $GRIDLEASE_LEASE_ID")
     assert (login.returncode, login.stdout) == (0, f"{lease_id}\n"), login.stderr
-    offers_before = _seed_offers(core, ns, 1)
-    assert offers_before >= 1
+    assert _seed_offers(core, ns, 1) >= 1
+    files_before = _volume_files(core, ns)
+    seed_db = files_before[f"data-{RELEASE}-gridlease-seed-1"]["offers.db"]
 
     # An upgrade with changed values rolls the API and the seeds (new pods) ...
     old = {p.metadata.name: p.metadata.uid for p in _pods(core, ns)}
     changed = yaml.safe_load(release.values.read_text())
     changed["api"]["extraEnv"] = {"GRIDLEASE_API_SEED_TIMEOUT_S": "5"}
-    changed["seed"]["offerTtlSeconds"] = 600
+    changed["seed"]["offerTtlSeconds"] = 7201
     release.values.write_text(yaml.safe_dump(changed))
     upgraded = release.helm_run(
         "upgrade", RELEASE, str(CHART), "-f", str(release.values), "--wait", "--timeout", "10m"
@@ -358,9 +390,13 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
         assert now, f"no new {component} pod after the upgrade: {old} -> {rolled}"
     seed = apps.read_namespaced_stateful_set(f"{RELEASE}-gridlease-seed", ns)
     env = {e.name: e.value for e in seed.spec.template.spec.containers[0].env}
-    assert env.get("GRIDLEASE_SEED_OFFER_TTL_S") == "600", env
+    assert env.get("GRIDLEASE_SEED_OFFER_TTL_S") == "7201", env
     # ... keeping the API's database (same customer, same lease, still running) and the seeds'
-    # offers (the restarted seed answers with them at once).
+    # offers: the new seed pods opened the same database files on the same volumes, and the
+    # restarted seed answers with the offer (the agent announces again only in an hour).
+    files_after = _volume_files(core, ns)
+    assert files_after[f"data-{RELEASE}-gridlease-seed-1"]["offers.db"] == seed_db
+    assert files_after.keys() == files_before.keys()
     assert _seed_offers(core, ns, 1) >= 1
     with ApiClient(ClientConfig(url=url, api_key=config.api_key)) as api:
         after = api.get(f"/leases/{lease_id}")
@@ -372,23 +408,41 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
             timeout=180,
         )
 
+    # The agent deletes the lease's namespace (and so its pod, Service, Secret) once it ends.
+    def lease_namespaces() -> list[str]:
+        return [
+            n.metadata.name
+            for n in core.list_namespace().items
+            if re.fullmatch(r"gl-[0-9a-f]{32}-[0-9]+", n.metadata.name)
+        ]
+
+    wait_for("the lease's namespace deleted", lambda: lease_namespaces() == [], timeout=180)
+
     # Uninstall: nothing of the release remains but its volumes' claims (and the server secret
     # the chart keeps on purpose: it encrypts the customers' keys in the kept database).
     gone = release.helm_run("uninstall", RELEASE, "--wait", "--timeout", "5m")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     selector = f"app.kubernetes.io/instance={RELEASE}"
-    leftovers = {
-        "pods": core.list_namespaced_pod(ns, label_selector=selector).items,
-        "services": core.list_namespaced_service(ns, label_selector=selector).items,
-        "configmaps": core.list_namespaced_config_map(ns, label_selector=selector).items,
-        "statefulsets": apps.list_namespaced_stateful_set(ns, label_selector=selector).items,
-        "deployments": apps.list_namespaced_deployment(ns, label_selector=selector).items,
-        "daemonsets": apps.list_namespaced_daemon_set(ns, label_selector=selector).items,
-        "cluster roles": client.RbacAuthorizationV1Api(k8s_api)
-        .list_cluster_role(label_selector=selector)
-        .items,
-    }
-    assert {k: [o.metadata.name for o in v] for k, v in leftovers.items() if v} == {}
+    rbac = client.RbacAuthorizationV1Api(k8s_api)
+
+    def leftovers() -> dict[str, list[str]]:
+        found = {
+            "pods": core.list_namespaced_pod(ns, label_selector=selector).items,
+            "services": core.list_namespaced_service(ns, label_selector=selector).items,
+            "configmaps": core.list_namespaced_config_map(ns, label_selector=selector).items,
+            "statefulsets": apps.list_namespaced_stateful_set(ns, label_selector=selector).items,
+            "deployments": apps.list_namespaced_deployment(ns, label_selector=selector).items,
+            "daemonsets": apps.list_namespaced_daemon_set(ns, label_selector=selector).items,
+            "cluster roles": rbac.list_cluster_role(label_selector=selector).items,
+            "cluster role bindings": rbac.list_cluster_role_binding(label_selector=selector).items,
+        }
+        return {k: [o.metadata.name for o in v] for k, v in found.items() if v}
+
+    # `--wait` waits for the objects Helm deleted; their pods end within their grace period.
+    try:
+        wait_for("nothing of the release left", lambda: leftovers() == {}, timeout=120)
+    except TimeoutError as e:
+        raise AssertionError(f"{e}: {leftovers()}") from e
     kept = {c.metadata.name for c in core.list_namespaced_persistent_volume_claim(ns).items}
     assert f"{RELEASE}-gridlease-api-data" in kept, kept
     secrets = {
@@ -396,10 +450,3 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
         for s in core.list_namespaced_secret(ns, label_selector=selector).items
     }
     assert secrets <= {f"{RELEASE}-gridlease-api"}, secrets
-    # The agent deleted the lease's namespace when the lease ended.
-    lease_namespaces = [
-        n.metadata.name
-        for n in core.list_namespace().items
-        if re.fullmatch(r"gl-[0-9a-f]{32}-[0-9]+", n.metadata.name)
-    ]
-    assert lease_namespaces == [], json.dumps(lease_namespaces)

@@ -39,6 +39,7 @@ __all__ = [
     "parse_faults",
     "parse_xids",
     "sim_cache_dir",
+    "sim_library_path",
     "simulation_env",
     "write_fault_file",
 ]
@@ -78,11 +79,17 @@ MAX_SIM_XIDS = 64  # MAX_XIDS in the C source: the variable's and the fault file
 
 
 class SimVariant(Enum):
-    """Builds of the stand-in; each lives in its own cache directory."""
+    """Builds of the stand-in; each lives in its own cache directory. The value is the compiler
+    flag that makes the variant ("" for none). Not a tuple of flags: Python 3.11.2 (Debian
+    bookworm's, the images') turns a member whose value is an empty tuple into `object()`."""
 
-    FULL = ()
+    FULL = ""
     # Lacks nvmlDeviceGetMigMode, like a driver too old for the bindings.
-    NO_MIG_MODE = ("-DSIM_OMIT_MIG_MODE",)
+    NO_MIG_MODE = "-DSIM_OMIT_MIG_MODE"
+
+    @property
+    def flags(self) -> list[str]:
+        return [self.value] if self.value else []
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,12 @@ def parse_xids(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def sim_cache_dir() -> Path:
+    """Where the compiled stand-ins are: GRIDLEASE_NVML_SIM_DIR (the GPU node image ships them
+    there, built by deploy/images/build-images.sh: it has no compiler and a read-only root),
+    else the user's cache."""
+    shipped = os.environ.get("GRIDLEASE_NVML_SIM_DIR")
+    if shipped:
+        return Path(shipped)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gridlease" / "nvml-sim"
 
@@ -225,13 +238,18 @@ def _source() -> bytes:
     return (resources.files("services.gpu_node") / "nvml_sim" / "libnvidia-ml-sim.c").read_bytes()
 
 
+def sim_library_path(variant: SimVariant = SimVariant.FULL) -> Path:
+    """Where the stand-in of this source and variant is (or will be) compiled to."""
+    key = hashlib.sha256(_source() + "\0".join(variant.flags).encode()).hexdigest()[:16]
+    return sim_cache_dir() / f"{variant.name.lower()}-{key}" / "libnvidia-ml.so.1"
+
+
 def build_sim_library(variant: SimVariant = SimVariant.FULL) -> Path:
     """Compile the stand-in (once per source and variant) and return its path."""
     source = _source()
-    flags = list(variant.value)
-    key = hashlib.sha256(source + "\0".join(flags).encode()).hexdigest()[:16]
-    out_dir = sim_cache_dir() / f"{variant.name.lower()}-{key}"
-    library = out_dir / "libnvidia-ml.so.1"
+    flags = variant.flags
+    library = sim_library_path(variant)
+    out_dir = library.parent
     if library.exists():
         return library
     compiler = shutil.which("cc")
