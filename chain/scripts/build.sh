@@ -3,7 +3,7 @@
 # dev chain needs. Plain `cargo rustc` for wasm32v1-none with the flags substrate-wasm-builder
 # passes, not the builder itself: the builder always compiles wasm-opt's C++ (binaryen, about
 # 15 minutes on 2 cores) to post-process a blob that Chopsticks and our node run as well
-# without it. About 5 minutes cold on 2 cores (~300 crates, cargo prints each), seconds warm.
+# without it. About 4-5 minutes cold on 2 cores (~250 crates, cargo prints each), seconds warm.
 # The wasm is built without `std` and without `runtime-benchmarks`, as a production runtime.
 # Everything lands in the cache outside the clone ($DEV_WASM, see env.sh). The native runtime
 # and the node (which embeds the builder's wasm) are built by the pallet tests (test.sh).

@@ -117,7 +117,7 @@ def _chain_caches(root: Path) -> list[Cache]:
     if not wasms:
         out.append(Cache(
             "runtime wasm", str(target), "missing", "not built", True,
-            "about 5 min on 2 cores (~300 crates)",
+            "about 4-5 min on 2 cores (~250 crates)",
         ))  # fmt: skip
         wasm_time = None
     else:

@@ -30,3 +30,15 @@ def test_progress_lines_are_echoed_once_and_compiling_lines_summarised(tmp_path:
         "    <== chain build: 61 s",
         "    ==> wrote /cache/devchain/gridlease-dev.json",
     ]
+
+
+def test_an_earlier_run_in_the_same_log_is_not_echoed(tmp_path: Path) -> None:
+    """Logs are appended to across `dev up`s: a warm start does not repeat a cold one's build."""
+    log = tmp_path / "chain.log"
+    log.write_text("==> cargo rustc: the runtime's wasm\n<== chain build: 249 s\n")
+    said: list[str] = []
+    progress = BuildProgress(log, said.append, offset=log.stat().st_size)
+    with log.open("a") as f:
+        f.write("==> cargo rustc: the runtime's wasm\n<== chain build: 1 s\n")
+    progress()
+    assert said == ["    ==> cargo rustc: the runtime's wasm", "    <== chain build: 1 s"]
