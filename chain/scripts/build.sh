@@ -16,9 +16,10 @@ echo "==> cargo rustc: the runtime's wasm (target: $DEV_WASM_TARGET_DIR)"
 # What substrate-wasm-builder 35 sets for wasm32v1-none (its wasm_project.rs): export the table;
 # import the memory and export __heap_base (the runtime's WasmBuilder options, which the
 # executor needs); cfg substrate_runtime (sp-io's wasm side); panic=abort and thin LTO
-# (its release profile). Rust >= 1.96 needs --allow-undefined: host functions are imports.
+# (its release profile); then WASM_BUILD_RUSTFLAGS, as the builder appends it (env.sh: Rust >=
+# 1.96 needs --allow-undefined, host functions are imports).
 export RUSTFLAGS="-C link-arg=--export-table -C link-arg=--import-memory \
--C link-arg=--export=__heap_base --cfg substrate_runtime -C link-arg=--allow-undefined"
+-C link-arg=--export=__heap_base --cfg substrate_runtime $WASM_BUILD_RUSTFLAGS"
 unset CARGO_ENCODED_RUSTFLAGS
 export CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_RELEASE_LTO=thin
 CARGO_TARGET_DIR="$DEV_WASM_TARGET_DIR" cargo rustc --locked -p gridlease-runtime --lib \

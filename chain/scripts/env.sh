@@ -8,6 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$GRIDLEASE_CACHE/cargo-target}"
 export WASM_BUILD_RUSTFLAGS="${WASM_BUILD_RUSTFLAGS:--C link-arg=--allow-undefined}"
 # The dev chain's wasm (build.sh: plain cargo, no native runtime, no wasm-opt), in a target dir
 # of its own so it never waits for a native build's lock.
+# services/devstack/doctor.py dev_wasm() names the same file.
 export DEV_WASM_TARGET_DIR="$GRIDLEASE_CACHE/dev-wasm-target"
 export DEV_WASM="$DEV_WASM_TARGET_DIR/wasm32v1-none/release/gridlease_runtime.wasm"
 # The wasm builder looks for Cargo.lock above its out dir, which is in the cache, not the clone.

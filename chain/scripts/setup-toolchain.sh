@@ -3,7 +3,8 @@
 #  - Debian's rustc-web 1.96 toolchain (the rustup toolchains here have no wasm target and no
 #    rust-src; Debian ships the std sources matching its compiler) and rust-lld;
 #  - core/alloc/compiler_builtins for wasm32v1-none, built from those sources once and installed
-#    into the toolchain's sysroot, so substrate-wasm-builder finds a working wasm target;
+#    into the toolchain's sysroot, so the wasm builds (build.sh's plain cargo, and
+#    substrate-wasm-builder in the native runtime's build) find a working wasm target;
 #  - Chopsticks and Node 22 from the npm registry, into the cache (lockfile in chain/devchain);
 #  - protoc, pkg-config and OpenSSL's headers, which the node's networking crates build with.
 set -euo pipefail

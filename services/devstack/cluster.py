@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from services.devstack.cluster_dns import COREDNS_USER, DNS_SERVICE_IP, corefile, dns_objects
+from services.devstack.cluster_dns import COREDNS_USER, corefile, dns_objects
 from services.devstack.cluster_node import SYSTEM_PACKAGES, RealNode, RealNodeSpec, node_ip
 from services.devstack.pki import CertPair, ClusterPki
 from services.devstack.processes import REPO, Process, StackState, free_ports
@@ -50,6 +50,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # Fake nodes carry this annotation; KWOK manages only those (a real kubelet node is left alone).
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 SERVICE_CIDR = "10.0.0.0/24"
+# Pods' nameserver (the kube-dns Service): the range's tenth address, as kubeadm chooses it.
+DNS_SERVICE_IP = str(ipaddress.ip_network(SERVICE_CIDR)[10])
 POD_CIDR = "10.244.0.0/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # KWOK's stage configs (from its module's kustomize/stage/), as build.sh copies them.
@@ -616,7 +618,7 @@ class DevCluster:
         config.write_text(
             corefile(ip, ports.coredns, ports.coredns_health, ports.coredns_ready, kubeconfig)
         )
-        for path, body in dns_objects(ip, ports.coredns):
+        for path, body in dns_objects(ip, ports.coredns, DNS_SERVICE_IP):
             _create(api, path, body)
         self._run(started, "coredns", [str(self.bin_dir / "coredns"), "-conf", str(config)])
         ready = functools.partial(_http_ok, f"http://127.0.0.1:{ports.coredns_ready}/ready")

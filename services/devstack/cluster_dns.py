@@ -1,7 +1,8 @@
 """Cluster DNS for the test cluster's real node, as a kubeadm cluster has it: CoreDNS (built by
 deploy/testcluster/build.sh with only the plugins used here) serving `cluster.local` from the API
 server and forwarding other names to this machine's resolvers, behind the Service
-`kube-system/kube-dns` at `DNS_SERVICE_IP`, which the kubelet gives pods as their nameserver.
+`kube-system/kube-dns` at a fixed service IP (cluster.py's DNS_SERVICE_IP), which the kubelet
+gives pods as their nameserver.
 
 CoreDNS runs as a host process on the node's address and a free port (not 53, so it never meets
 another resolver or a second cluster); the Service has no selector, and an EndpointSlice written
@@ -17,14 +18,11 @@ from typing import Any
 __all__ = [
     "CLUSTER_DOMAIN",
     "COREDNS_USER",
-    "DNS_SERVICE_IP",
     "corefile",
     "dns_objects",
 ]
 
 CLUSTER_DOMAIN = "cluster.local"
-# The conventional tenth address of the service range (SERVICE_CIDR 10.0.0.0/24 in cluster.py).
-DNS_SERVICE_IP = "10.0.0.10"
 # The user name in CoreDNS's client certificate, bound to its ClusterRole below.
 COREDNS_USER = "system:coredns"
 _MANAGED_BY = "gridlease-devcluster"
@@ -54,10 +52,10 @@ def corefile(node_ip: str, port: int, health_port: int, ready_port: int, kubecon
 """
 
 
-def dns_objects(node_ip: str, port: int) -> list[tuple[str, dict[str, Any]]]:
+def dns_objects(node_ip: str, port: int, service_ip: str) -> list[tuple[str, dict[str, Any]]]:
     """(API path to POST to, object) for: CoreDNS's ClusterRole (what kubeadm grants it: read
     endpoints, EndpointSlices, services, pods, namespaces) and its binding to `COREDNS_USER`; the
-    Service `kube-system/kube-dns` (`DNS_SERVICE_IP`, port 53 UDP and TCP, no selector) and its
+    Service `kube-system/kube-dns` (`service_ip`, port 53 UDP and TCP, no selector) and its
     EndpointSlice pointing at `node_ip:port`."""
     role = "system:coredns"
     ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
@@ -109,7 +107,7 @@ def dns_objects(node_ip: str, port: int) -> list[tuple[str, dict[str, Any]]]:
                     "labels": {"k8s-app": "kube-dns"},
                 },
                 "spec": {
-                    "clusterIP": DNS_SERVICE_IP,
+                    "clusterIP": service_ip,
                     "ports": [
                         {"name": name, "protocol": proto, "port": 53, "targetPort": port}
                         for name, proto in ports

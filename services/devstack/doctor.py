@@ -32,7 +32,16 @@ from rich.table import Table
 
 from services.devstack.processes import REPO
 
-__all__ = ["Cache", "Tool", "caches", "cold_start_caches", "main_report", "register", "tools"]
+__all__ = [
+    "Cache",
+    "Tool",
+    "caches",
+    "cold_start_caches",
+    "dev_wasm",
+    "main_report",
+    "register",
+    "tools",
+]
 
 # (name, command printing the version, what needs it)
 _TOOLS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -105,11 +114,17 @@ def _newest_source(paths: list[Path]) -> float:
     return newest
 
 
+def dev_wasm(cache: Path | None = None) -> Path:
+    """The dev chain's runtime wasm that chain/scripts/build.sh writes (DEV_WASM of
+    chain/scripts/env.sh), under `cache` (default: $GRIDLEASE_CACHE or ~/.cache/gridlease)."""
+    root = cache or Path(os.environ.get("GRIDLEASE_CACHE") or Path.home() / ".cache" / "gridlease")
+    return root / "dev-wasm-target" / "wasm32v1-none" / "release" / "gridlease_runtime.wasm"
+
+
 def _chain_caches(root: Path) -> list[Cache]:
-    # chain/scripts/build.sh: the wasm only (DEV_WASM of chain/scripts/env.sh), no native runtime.
+    # chain/scripts/build.sh: the wasm only, no native runtime.
     target = root / "dev-wasm-target"
-    wasms = [w for w in [target / "wasm32v1-none" / "release" / "gridlease_runtime.wasm"]
-             if w.exists()]  # fmt: skip
+    wasms = [w for w in [dev_wasm(root)] if w.exists()]
     sources = _newest_source([
         REPO / "chain" / "runtime", REPO / "chain" / "pallets", REPO / "chain" / "Cargo.lock",
     ])  # fmt: skip

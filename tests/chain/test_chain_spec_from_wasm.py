@@ -22,14 +22,14 @@ import pytest
 from substrateinterface import Keypair
 
 from services.common import SS58_FORMAT, TOKEN_UNIT, new_keypair
+from services.devstack.doctor import dev_wasm
 from services.devstack.stack import REPO
 from tests.utils.devchain import DevChain, start_dev_chain
 
 CACHE = Path(os.environ.get("GRIDLEASE_CACHE") or Path.home() / ".cache" / "gridlease")
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or CACHE / "cargo-target")
 NATIVE_WRITER = TARGET / "debug" / "gridlease-chain-spec"
-# The dev chain's wasm (chain/scripts/build.sh; DEV_WASM in chain/scripts/env.sh).
-WASM = CACHE / "dev-wasm-target" / "wasm32v1-none" / "release" / "gridlease_runtime.wasm"
+WASM = dev_wasm(CACHE)  # the dev chain's (chain/scripts/build.sh)
 WRITE = REPO / "chain" / "scripts" / "write-chain-spec.sh"
 CODE = "0x3a636f6465"  # ":code"
 # twox128("Timestamp") ++ twox128("Now"), twox128("Aura") ++ twox128("CurrentSlot")

@@ -409,6 +409,13 @@ def test_validator_takes_its_keys_spec_and_node_key_from_the_cluster(
     args = spec["containers"][0]["args"]
     assert "--chain=/chain-spec/chain-spec.json" in args and "--validator" in args
     assert "--node-key-file=/node-key/node-key" in args
+    # An authority of a real network keeps RPC to itself (the node refuses plain
+    # --rpc-external for a validator; the chart does not override that with the unsafe flag):
+    # its probes use the libp2p port, as its /health is not reachable from the kubelet.
+    assert not any(a.endswith("rpc-external") for a in args)
+    container = spec["containers"][0]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "p2p"}, probe
     assert any(a.startswith("--bootnodes=/dns/boot-0.chain.example/") for a in args)
     assert not any(a.startswith("--state-pruning") for a in args)  # archive: false
     assert not any(a.startswith("--alice") for a in args)
@@ -514,6 +521,9 @@ def test_notes_say_how_to_reach_the_api_and_sign_up(helm: Path, tmp_path: Path) 
         ({"chainNode": {"enabled": True, "mode": "validator"}}, "chainNode.keySecret"),
         ({"chainNode": {"enabled": True, "mode": "validator", "devKey": "alice",
                         "chainSpecConfigMap": "spec"}}, "chainNode.devKey"),
+        ({"chainNode": {"enabled": True, "mode": "validator", "keySecret": "keys",
+                        "chainSpecConfigMap": "spec"}},
+         "chain.url: a validator of your own network serves RPC only to itself"),
         ({"chainNode": {"enabled": True, "chain": "mainnet"}}, "/chainNode/chain"),
         ({"chainNode": {"enabled": True, "bootnodes": ["boot:30333"]}}, "/chainNode/bootnodes/0"),
         (merged(CHAIN, {"seed": {"enabled": False}}), "the API and GPU nodes need seeds"),
@@ -531,7 +541,8 @@ def test_notes_say_how_to_reach_the_api_and_sign_up(helm: Path, tmp_path: Path) 
     ],
     ids=["no-chain", "chain-not-ws", "database-type", "sqlite-replicas", "pg-without-secret",
          "unknown-key", "no-seeds", "node-port-range", "simulate-syntax", "foreign-env",
-         "root", "validator-no-keys", "dev-key-own-spec", "chain-spec-name", "bootnode-no-peer-id",
+         "root", "validator-no-keys", "dev-key-own-spec", "own-validator-serving-services",
+         "chain-spec-name", "bootnode-no-peer-id",
          "seeds-off", "ingress-no-hosts", "ingress-bare-wildcard",
          "ingress-inner-wildcard", "env-override", "price-float", "price-decimal", "price-zero"],
 )  # fmt: skip

@@ -26,7 +26,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from services.customer_cli.client import ApiClient, ClientConfig
 from services.devstack.cluster import DevCluster
 from services.devstack.demo import demo_customer
 from services.devstack.processes import REPO
+from services.gpu_node import labels
 from tests.k8s.kube import REAL_NODE, describe_namespace, wait_for
 from tests.utils.helm import CHART, built_helm
 from tests.utils.ssh import new_ssh_key, ssh_when_ready
@@ -84,12 +85,24 @@ def node_images(k8s_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactor
 @dataclass
 class Release:
     """An installed release: its namespace, the values file it was installed with, the helm
-    binary and the cluster's admin kubeconfig."""
+    binary and the cluster's admin kubeconfig; the machines its agent announced (their lease
+    namespaces are cleaned up after the test, whatever happened)."""
 
     namespace: str
     values: Path
     helm: Path
     kubeconfig: Path
+    machines: list[str] = field(default_factory=list)
+
+    def lease_namespaces(self, core: Any) -> list[str]:
+        """The namespaces the agent made for leases of this release's machines."""
+        return [
+            ns.metadata.name
+            for machine in self.machines
+            for ns in core.list_namespace(
+                label_selector=labels.machine_selector(labels.kube_node_value(machine))
+            ).items
+        ]
 
     def helm_run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -213,21 +226,22 @@ def release(
     tmp = tmp_path_factory.mktemp("helm-install")
     core, storage = client.CoreV1Api(k8s_api), client.StorageV1Api(k8s_api)
     namespace = f"t-helm-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    # The provider's dev account (as the dev stack's node uses it): registers the machine.
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name=f"{RELEASE}-provider"),
-            string_data={"provider-secret": "//Bob"},
-        ),
-    )
-    # The API's claim, the chain node's and the two seeds'.
-    _hostpath_volumes(core, storage, tmp / "volumes", [f"{namespace}-pv-{i}" for i in range(4)])
     values = tmp / "values.yaml"
     values.write_text(yaml.safe_dump(_values(tmp)))
     installed = Release(namespace, values, helm, k8s_cluster.kubeconfig)
     try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        # The provider's dev account (as the dev stack's node uses it): registers the machine.
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=f"{RELEASE}-provider"),
+                string_data={"provider-secret": "//Bob"},
+            ),
+        )
+        # The API's claim, the chain node's and the two seeds'.
+        volumes = [f"{namespace}-pv-{i}" for i in range(4)]
+        _hostpath_volumes(core, storage, tmp / "volumes", volumes)
         done = installed.helm_run(
             "install", RELEASE, str(CHART), "-f", str(values), "--wait", "--timeout", "10m"
         )
@@ -237,20 +251,32 @@ def release(
         yield installed
     finally:
         installed.helm_run("uninstall", RELEASE, "--wait", "--timeout", "5m")
+        # A lease left running by a failed test would hold one of the real node's two GPUs
+        # for the tests after this one.
+        for lease_namespace in installed.lease_namespaces(core):
+            core.delete_namespace(lease_namespace)
         _remove_volumes(core, storage, namespace)
-        core.delete_namespace(namespace)
+        try:
+            core.delete_namespace(namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
 
 
 def _pods(core: Any, namespace: str) -> list[Any]:
+    """The release's pods (not helm test's, not the offer listings')."""
+    selector = f"app.kubernetes.io/instance={RELEASE}"
     return [
         p
-        for p in core.list_namespaced_pod(namespace).items
-        if p.spec.node_name == REAL_NODE.name
+        for p in core.list_namespaced_pod(namespace, label_selector=selector).items
+        if not p.metadata.name.endswith("-test")
     ]
 
 
 def _ready(pod: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    """Ready, on the real node (the KWOK nodes run no containers)."""
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return ready and pod.spec.node_name == REAL_NODE.name
 
 
 def _api_url(core: Any, namespace: str) -> str:
@@ -328,8 +354,9 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
     # agent. (`helm install --wait` does not wait for this: it counts a DaemonSet ready with
     # maxUnavailable pods not ready, here its only one; the agent also restarts until the chain
     # node answers.)
-    pods = {p.metadata.labels.get("app.kubernetes.io/component"): p for p in _pods(core, ns)}
-    assert set(pods) == {"chain", "api", "seed", "gpu-node"}, describe_namespace(core, ns)
+    components = sorted(p.metadata.labels["app.kubernetes.io/component"] for p in _pods(core, ns))
+    expected = ["api", "chain", "gpu-node", "seed", "seed"]
+    assert components == expected, describe_namespace(core, ns)
     try:
         wait_for("every pod Ready", lambda: all(_ready(p) for p in _pods(core, ns)), timeout=300)
     except TimeoutError as e:
@@ -352,6 +379,7 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
             lambda: next(iter(api.get("/offers", params={"min_gpus": 1})["data"]), None),
             timeout=180,
         )
+        release.machines.append(offer["machine_id"])
         lease = api.post(
             "/leases",
             headers={"Idempotency-Key": str(uuid.uuid4())},
@@ -368,6 +396,7 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
     conn = running["connection"]
     login = ssh_when_ready(key, f"{conn['host']}:{conn['ssh_port']}", "echo $GRIDLEASE_LEASE_ID")
     assert (login.returncode, login.stdout) == (0, f"{lease_id}\n"), login.stderr
+    assert len(release.lease_namespaces(core)) == 1
     assert _seed_offers(core, ns, 1) >= 1
     files_before = _volume_files(core, ns)
     seed_db = files_before[f"data-{RELEASE}-gridlease-seed-1"]["offers.db"]
@@ -409,14 +438,9 @@ def test_install_serves_a_lease_over_ssh_survives_upgrade_and_uninstalls_clean(
         )
 
     # The agent deletes the lease's namespace (and so its pod, Service, Secret) once it ends.
-    def lease_namespaces() -> list[str]:
-        return [
-            n.metadata.name
-            for n in core.list_namespace().items
-            if re.fullmatch(r"gl-[0-9a-f]{32}-[0-9]+", n.metadata.name)
-        ]
-
-    wait_for("the lease's namespace deleted", lambda: lease_namespaces() == [], timeout=180)
+    wait_for(
+        "the lease's namespace deleted", lambda: release.lease_namespaces(core) == [], timeout=180
+    )
 
     # Uninstall: nothing of the release remains but its volumes' claims (and the server secret
     # the chart keeps on purpose: it encrypts the customers' keys in the kept database).

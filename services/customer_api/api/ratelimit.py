@@ -44,6 +44,10 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
+# Far below any limit's interval, far above the rounding of a monotonic clock's values.
+_ROUNDING_S = 1e-6
+
+
 class TokenBuckets:
     """One RateLimit applied to many keys. Thread-safe (sync routes run in a thread pool)."""
 
@@ -66,12 +70,16 @@ class TokenBuckets:
         wait before it may (nothing is counted)."""
         now = self._clock()
         with self._lock:
-            full_at = max(self._full_at.get(key, now), now) + self._interval
-            # A full bucket holds limit.requests tokens, i.e. per_s seconds' worth of credit.
-            wait = full_at - self.limit.per_s - now
-            if wait > 0:
+            # Seconds of credit already spent (0 for a new or full bucket), plus this request's;
+            # a full bucket holds limit.requests tokens, i.e. per_s seconds' worth. Float
+            # rounding of clock-sized values (1e-10 s at 2e6 s, 1e-7 s at 1e9 s) must not turn
+            # an allowed request into a refused one (it did: a new key's first request, the
+            # last of a burst): a wait under a microsecond counts as none.
+            spent = max(self._full_at.get(key, now) - now, 0.0) + self._interval
+            wait = spent - self.limit.per_s
+            if wait > _ROUNDING_S:
                 return wait
-            self._full_at[key] = full_at
+            self._full_at[key] = now + spent
             self._full_at.move_to_end(key)
             while len(self._full_at) > self._max_keys:
                 self._full_at.popitem(last=False)

@@ -127,6 +127,17 @@ def test_token_buckets_remember_a_bounded_number_of_keys() -> None:
     assert buckets.take("10.0.39.15") > 0  # the most recent keys are still limited
 
 
+@pytest.mark.parametrize("now", [2095160.2757234497, 0.0, 1e9 + 0.1])
+def test_a_new_keys_first_request_is_never_refused_by_rounding(now: float) -> None:
+    """2095160.2757234497 + 3600 - 3600 - itself is 2.3e-10 in floats: the first request of a
+    new key was refused for that long (Retry-After 1) at such monotonic clock values, which made
+    test_token_buckets_remember_a_bounded_number_of_keys fail now and then."""
+    for requests, per_s in ((1, 3600), (3, 10), (25, 60), (7, 0.7)):
+        buckets = TokenBuckets(RateLimit(requests=requests, per_s=per_s), 10, clock=lambda: now)
+        assert [buckets.take("k") for _ in range(requests)] == [0.0] * requests
+        assert buckets.take("k") > 0
+
+
 def test_retry_after_is_whole_seconds_at_least_one() -> None:
     assert [retry_after_header(s) for s in (0.001, 1.0, 1.2, 59.99)] == ["1", "1", "2", "60"]
 
